@@ -1,0 +1,15 @@
+"""Models: cells, the shared rollout, one file per model family, and the registry."""
+
+from mimcast.models import convlstm, mim, predrnn  # noqa: F401  (register the families)
+from mimcast.models.config import ModelConfig
+from mimcast.models.registry import build_model, create_model, list_models, register_model
+from mimcast.models.rollout import Forecaster
+
+__all__ = [
+    "Forecaster",
+    "ModelConfig",
+    "build_model",
+    "create_model",
+    "list_models",
+    "register_model",
+]

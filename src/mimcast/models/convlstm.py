@@ -1,0 +1,47 @@
+"""ConvLSTM (Shi et al. 2015): a stack of ConvLSTM cells, each layer reading the one below."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from mimcast.models.cells import ConvLSTMCell
+from mimcast.models.config import ModelConfig
+from mimcast.models.layers import LSTMState, layer_probe, zeros_state
+from mimcast.models.registry import norm_kind, register_model
+
+ConvLSTMStackState = tuple[LSTMState, ...]
+
+
+class ConvLSTMStack(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        paper = config.variant == "paper"  # OpenSTL's cell has no peepholes and no biases
+        ins = (config.frame_channels, *config.hidden[:-1])
+        self.layers = nn.ModuleList(
+            ConvLSTMCell(
+                c_in, c, config.filter_size, config.grid, norm_kind(config), paper, paper
+            )
+            for c_in, c in zip(ins, config.hidden)
+        )
+        self.hidden = config.hidden
+        self.out_channels = config.hidden[-1]
+
+    def initial_state(self, x: Tensor) -> ConvLSTMStackState:
+        return tuple(LSTMState(zeros_state(x, c), zeros_state(x, c)) for c in self.hidden)
+
+    def forward(
+        self, x: Tensor, state: ConvLSTMStackState | None, probe=None
+    ) -> tuple[Tensor, ConvLSTMStackState]:
+        if state is None:
+            state = self.initial_state(x)
+        new_state = []
+        h = x
+        for l, (cell, st) in enumerate(zip(self.layers, state)):
+            h, st = cell(h, st, layer_probe(probe, l))
+            new_state.append(st)
+        return h, tuple(new_state)
+
+
+@register_model("convlstm")
+def build_convlstm(config: ModelConfig) -> nn.Module:
+    return ConvLSTMStack(config)

@@ -1,0 +1,106 @@
+"""Small building blocks shared by the cells: gate convolutions, normalisation, patch folding."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+# How gate pre-activations are normalised ("the paper's layer norm over 3D tensors"):
+#   "none"  - no normalisation;
+#   "group" - statistics over (C, H, W) of each sample, one scale and shift per channel: the
+#             official TensorFlow MIM's tensor_layer_norm. Independent of the frame size.
+#   "chw"   - nn.LayerNorm([C, H, W]): statistics over (C, H, W), one scale and shift per element,
+#             as in OpenSTL (needed to load its weights).
+NORMS = ("none", "group", "chw")
+
+
+def make_norm(kind: str, channels: int, grid: tuple[int, int]) -> nn.Module:
+    if kind == "none":
+        return nn.Identity()
+    if kind == "group":
+        return nn.GroupNorm(1, channels)
+    if kind == "chw":
+        return nn.LayerNorm([channels, *grid])
+    raise ValueError(f"unknown norm {kind!r}, expected one of {NORMS}")
+
+
+class GateConv(nn.Module):
+    """One convolution giving the pre-activations of several gates from one input, then a norm.
+
+    Merging all gates that read the same tensor into one convolution is both what the
+    reference code does (so its weights load unchanged) and what makes the step cheap.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        filter_size: int,
+        grid: tuple[int, int],
+        norm: str = "none",
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, filter_size, padding=filter_size // 2, bias=bias
+        )
+        self.norm = make_norm(norm, out_channels, grid)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(self.conv(x))
+
+
+class LSTMState(NamedTuple):
+    """Hidden and cell state of one recurrent unit, each (B, C, h, w)."""
+
+    h: Tensor
+    c: Tensor
+
+
+class MIMState(NamedTuple):
+    """State of a MIM block: H, C, the MIM-N state (D, N) and the MIM-S memory S."""
+
+    h: Tensor
+    c: Tensor
+    n: LSTMState
+    s: Tensor
+
+
+def fold_patches(x: Tensor, p: int) -> Tensor:
+    """(B, T, C, H, W) -> (B, T, p*p*C, H/p, W/p), channel index (row*p + col)*C + c.
+
+    This is the channel order of OpenSTL/PredRNN's reshape_patch, so their weights load as they
+    are (torch.pixel_unshuffle orders channels as c*p*p + row*p + col instead).
+    """
+    if p == 1:
+        return x
+    b, t, c, h, w = x.shape
+    x = x.reshape(b, t, c, h // p, p, w // p, p)
+    x = x.permute(0, 1, 4, 6, 2, 3, 5)  # (B, T, row, col, C, H/p, W/p)
+    return x.reshape(b, t, p * p * c, h // p, w // p)
+
+
+def unfold_patches(x: Tensor, p: int) -> Tensor:
+    """Inverse of fold_patches: (B, T, p*p*C, H/p, W/p) -> (B, T, C, H, W)."""
+    if p == 1:
+        return x
+    b, t, pc, hp, wp = x.shape
+    c = pc // (p * p)
+    x = x.reshape(b, t, p, p, c, hp, wp)
+    x = x.permute(0, 1, 4, 5, 2, 6, 3)  # (B, T, C, H/p, row, W/p, col)
+    return x.reshape(b, t, c, hp * p, wp * p)
+
+
+def zeros_state(like: Tensor, channels: int) -> Tensor:
+    """A zero state with `channels` channels and the batch, grid, dtype and device of `like`."""
+    b, _, h, w = like.shape
+    return torch.zeros(b, channels, h, w, dtype=like.dtype, device=like.device)
+
+
+def layer_probe(probe, layer: int):
+    """Bind a stack-level probe (layer, name, value) to one layer; None stays None (no cost)."""
+    if probe is None:
+        return None
+    return lambda name, value: probe(layer, name, value)

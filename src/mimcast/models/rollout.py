@@ -1,0 +1,135 @@
+"""The one time loop shared by every model: a recurrent stack rolled out over a sequence.
+
+A stack is any module with `forward(x_t, state, probe) -> (top_hidden, new_state)` that takes
+`state=None` as "first step, start from zeros" and has an `out_channels` attribute. The
+Forecaster around it folds frames into patches once, feeds each step the true frame or its own
+previous prediction (scheduled sampling), maps the top hidden state back to frame channels with
+a 1x1 convolution and unfolds the predictions once at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from mimcast.errors import ConfigError
+from mimcast.models.config import ModelConfig
+from mimcast.models.layers import fold_patches, unfold_patches
+
+# probe(t, layer, name, value): receives gate activations when passed to forward (Figure 7).
+GateProbe = Callable[[int, int, str, Tensor], None]
+
+
+class Forecaster(nn.Module):
+    """A recurrent stack plus the head, with scheduled sampling and free-running prediction."""
+
+    def __init__(self, config: ModelConfig, stack: nn.Module) -> None:
+        super().__init__()
+        self.config = config
+        self.stack = stack
+        self.head = nn.Conv2d(stack.out_channels, config.frame_channels, 1, bias=False)
+
+    def forward(
+        self,
+        frames: Tensor,
+        context_len: int,
+        mask: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        probe: GateProbe | None = None,
+    ) -> Tensor:
+        """Next-frame predictions for frames 1..T-1: (B, T, C, H, W) -> (B, T-1, C, H, W).
+
+        Steps t < context_len are fed the true frame t. A later step t is fed
+        mask[:, t - context_len] * frame_t + (1 - mask[...]) * prediction_t, or the prediction
+        alone when `mask` is None (no ground truth is used after the context).
+        `mask` broadcasts to (B, T - context_len - 1, C, H, W), full-frame layout, 1 = true frame.
+        `context_mask` (reverse scheduled sampling) broadcasts to (B, context_len - 1, C, H, W)
+        and mixes steps 1..context_len-1 the same way; by default they get the true frame.
+        """
+        b, t_total = self._check_frames(frames, "frames")
+        if not 1 <= context_len <= t_total - 1:
+            raise ConfigError(
+                f"context_len must be in [1, T-1] = [1, {t_total - 1}], got {context_len}"
+            )
+        p = self.config.patch_size
+        x = fold_patches(frames, p)  # (B, T, p*p*C, H/p, W/p)
+        future = self._fold_mask(mask, "mask", b, t_total - context_len - 1, frames)
+        past = self._fold_mask(context_mask, "context_mask", b, context_len - 1, frames)
+
+        def feed(t: int, x_gen: Tensor) -> Tensor:
+            if t < context_len:
+                w = None if past is None else past[:, t - 1]
+            else:
+                if future is None:
+                    return x_gen
+                w = future[:, t - context_len]
+            return x[:, t] if w is None else w * x[:, t] + (1 - w) * x_gen
+
+        preds = self._roll(x[:, 0], t_total - 1, feed, probe)
+        return unfold_patches(preds, p)
+
+    @torch.no_grad()
+    def predict(self, context: Tensor, horizon: int) -> Tensor:
+        """Free-running forecast from context frames alone: (B, Tc, C, H, W) -> (B, horizon, C, H, W)."""
+        _, t_ctx = self._check_frames(context, "context")
+        if not isinstance(horizon, int) or horizon < 1:
+            raise ConfigError(f"horizon must be a positive integer, got {horizon!r}")
+        x = fold_patches(context, self.config.patch_size)
+
+        def feed(t: int, x_gen: Tensor) -> Tensor:
+            return x[:, t] if t < t_ctx else x_gen
+
+        preds = self._roll(x[:, 0], t_ctx + horizon - 1, feed, None)
+        return unfold_patches(preds[:, t_ctx - 1 :], self.config.patch_size)
+
+    def _roll(
+        self,
+        first: Tensor,
+        n_steps: int,
+        feed: Callable[[int, Tensor], Tensor],
+        probe: GateProbe | None,
+    ) -> Tensor:
+        state = None
+        net = first
+        preds = []
+        for t in range(n_steps):
+            if t > 0:
+                net = feed(t, preds[-1])
+            layer_probe = None if probe is None else _bind_time(probe, t)
+            h, state = self.stack(net, state, layer_probe)
+            preds.append(self.head(h))
+        return torch.stack(preds, dim=1)
+
+    def _check_frames(self, frames: Tensor, what: str) -> tuple[int, int]:
+        cfg = self.config
+        want = (cfg.in_channels, cfg.height, cfg.width)
+        if not isinstance(frames, Tensor) or frames.ndim != 5 or tuple(frames.shape[2:]) != want:
+            shape = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
+            raise ConfigError(
+                f"{what} must be (B, T, C, H, W) with (C, H, W) = {want}, got {shape}"
+            )
+        if frames.shape[1] < (2 if what == "frames" else 1):
+            raise ConfigError(f"{what} has {frames.shape[1]} frames, too few")
+        return frames.shape[0], frames.shape[1]
+
+    def _fold_mask(
+        self, mask: Tensor | None, what: str, b: int, steps: int, like: Tensor
+    ) -> Tensor | None:
+        if mask is None or steps <= 0:
+            return None
+        mask = torch.as_tensor(mask).to(device=like.device, dtype=like.dtype)
+        cfg = self.config
+        full = (b, steps, cfg.in_channels, cfg.height, cfg.width)
+        try:
+            mask = torch.broadcast_to(mask, full)
+        except RuntimeError as e:
+            raise ConfigError(
+                f"{what} of shape {tuple(mask.shape)} does not broadcast to {full}"
+            ) from e
+        return fold_patches(mask, cfg.patch_size)
+
+
+def _bind_time(probe: GateProbe, t: int) -> Callable[[int, str, Tensor], None]:
+    return lambda layer, name, value: probe(t, layer, name, value)
