@@ -305,4 +305,3 @@ def fake_forget(retained: Tensor, c_prev: Tensor, eps: float = 1e-3) -> Tensor:
     """
     ratio = retained / c_prev
     return torch.where(c_prev.abs() < eps, torch.full_like(ratio, float("nan")), ratio)
-

@@ -35,7 +35,9 @@ class ModelConfig:
         if isinstance(hidden, int) and not isinstance(hidden, bool):
             hidden = (hidden,)
         if not isinstance(hidden, (tuple, list)) or not hidden:
-            raise ConfigError(f"model.hidden must be a non-empty list of channel counts, got {hidden!r}")
+            raise ConfigError(
+                f"model.hidden must be a non-empty list of channel counts, got {hidden!r}"
+            )
         object.__setattr__(self, "hidden", tuple(hidden))
         for key in ("in_channels", "height", "width", "patch_size", "filter_size"):
             _positive_int(key, getattr(self, key))
@@ -47,7 +49,9 @@ class ModelConfig:
         if self.variant not in VARIANTS:
             raise ConfigError(f"model.variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.filter_size % 2 == 0:
-            raise ConfigError(f"model.filter_size must be odd (same padding), got {self.filter_size}")
+            raise ConfigError(
+                f"model.filter_size must be odd (same padding), got {self.filter_size}"
+            )
         for key in ("height", "width"):
             if getattr(self, key) % self.patch_size:
                 raise ConfigError(

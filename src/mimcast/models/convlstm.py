@@ -18,9 +18,7 @@ class ConvLSTMStack(nn.Module):
         paper = config.variant == "paper"  # OpenSTL's cell has no peepholes and no biases
         ins = (config.frame_channels, *config.hidden[:-1])
         self.layers = nn.ModuleList(
-            ConvLSTMCell(
-                c_in, c, config.filter_size, config.grid, norm_kind(config), paper, paper
-            )
+            ConvLSTMCell(c_in, c, config.filter_size, config.grid, norm_kind(config), paper, paper)
             for c_in, c in zip(ins, config.hidden)
         )
         self.hidden = config.hidden

@@ -30,8 +30,13 @@ class MIMStack(nn.Module):
             [st_lstm(config, config.frame_channels, hidden[0])]
             + [
                 block(
-                    hidden[l - 1], hidden[l], config.filter_size, config.grid,
-                    norm_kind(config), config.mim_n, config.mim_s,
+                    hidden[l - 1],
+                    hidden[l],
+                    config.filter_size,
+                    config.grid,
+                    norm_kind(config),
+                    config.mim_n,
+                    config.mim_s,
                 )
                 for l in range(1, len(hidden))
             ]
@@ -60,8 +65,9 @@ class MIMStack(nn.Module):
         first_step = state is None
         if first_step:
             state = self.initial_state(x)
-        (h, m), st = self.layers[0]((x, self.m_in[0](state.m)), state.layers[0],
-                                    layer_probe(probe, 0))
+        (h, m), st = self.layers[0](
+            (x, self.m_in[0](state.m)), state.layers[0], layer_probe(probe, 0)
+        )
         new_layers = [st]
         h_prev_below = state.layers[0].h
         d_below = None

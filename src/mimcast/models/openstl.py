@@ -21,17 +21,27 @@ from mimcast.models.rollout import Forecaster
 # OpenSTL module names -> ours, after the layer prefix. Sequential(conv, LayerNorm) becomes
 # GateConv(conv, norm): ".0." -> ".conv.", ".1." -> ".norm.".
 _CELL = {
-    "conv_x": "conv_x", "conv_h": "conv_h", "conv_m": "conv_m", "conv_o": "conv_o",
+    "conv_x": "conv_x",
+    "conv_h": "conv_h",
+    "conv_m": "conv_m",
+    "conv_o": "conv_o",
     "conv_last": "conv_last",
 }
 _MIM_BLOCK = {
-    "conv_x_cc": "conv_x", "conv_t_cc": "conv_h", "conv_s_cc": "conv_m", "conv_last": "conv_last",
-    "conv_x_concat": "mims.conv_x", "conv_h_concat": "mims.conv_h",
-    "ct_weight": "mims.ct_weight", "oc_weight": "mims.oc_weight",
+    "conv_x_cc": "conv_x",
+    "conv_t_cc": "conv_h",
+    "conv_s_cc": "conv_m",
+    "conv_last": "conv_last",
+    "conv_x_concat": "mims.conv_x",
+    "conv_h_concat": "mims.conv_h",
+    "ct_weight": "mims.ct_weight",
+    "oc_weight": "mims.oc_weight",
 }
 _MIMN = {
-    "conv_x_concat": "mimn.conv_x", "conv_h_concat": "mimn.conv_h",
-    "ct_weight": "mimn.ct_weight", "oc_weight": "mimn.oc_weight",
+    "conv_x_concat": "mimn.conv_x",
+    "conv_h_concat": "mimn.conv_h",
+    "ct_weight": "mimn.ct_weight",
+    "oc_weight": "mimn.oc_weight",
 }
 _UNUSED = {
     "convlstm": re.compile(r"cell_list\.\d+\.(conv_o|conv_last)\."),
@@ -43,7 +53,7 @@ _UNUSED = {
 def _map_key(name: str, key: str) -> str | None:
     """Our parameter name for an OpenSTL one, or None when it has no counterpart."""
     if key.startswith("module."):  # saved from DataParallel / DDP
-        key = key[len("module."):]
+        key = key[len("module.") :]
     if key == "conv_last.weight":
         return "head.weight"
     m = re.fullmatch(r"(cell_list|stlstm_layer|stlstm_layer_diff)\.(\d+)\.([a-z_]+)(\..*)?", key)

@@ -39,9 +39,7 @@ def list_models() -> list[str]:
 def build_model(config: ModelConfig) -> Forecaster:
     """Rebuild a model from its config alone (e.g. the one saved in a checkpoint)."""
     if config.name not in _BUILDERS:
-        raise ConfigError(
-            f"unknown model {config.name!r}; available: {', '.join(list_models())}"
-        )
+        raise ConfigError(f"unknown model {config.name!r}; available: {', '.join(list_models())}")
     if config.name != "mim" and not (config.mim_n and config.mim_s):
         raise ConfigError("mim_n / mim_s ablations apply to the 'mim' model only")
     return Forecaster(config, _BUILDERS[config.name](config))

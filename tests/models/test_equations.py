@@ -1,0 +1,192 @@
+"""The paper variant's cells against line-by-line transcriptions of the paper's equations.
+
+Every parameter is randomised (biases and peepholes included), the norm is off (the equations
+have none), and the transcriptions use plain F.conv2d on weight slices, one line per equation.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import sigmoid, tanh
+
+from mimcast.models.cells import MIMN, MIMS, ConvLSTMCell, ForgetGate, MIMBlock, STLSTMCell
+from mimcast.models.layers import LSTMState, MIMState
+
+B, CIN, C, H, W, K = 2, 3, 4, 6, 5, 3
+GRID = (H, W)
+
+
+def randomise(module: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():
+        for p in module.parameters():
+            p.uniform_(-0.5, 0.5)
+    return module.double()
+
+
+def rand(*shape: int) -> torch.Tensor:
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+def gates(gate_conv, n: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """(weight, bias) of each of the n gates produced by one GateConv."""
+    w, b = gate_conv.conv.weight, gate_conv.conv.bias
+    ws = w.chunk(n, dim=0)
+    bs = b.chunk(n, dim=0) if b is not None else [None] * n
+    return list(zip(ws, bs))
+
+
+def conv(wb: tuple[torch.Tensor, torch.Tensor | None], x: torch.Tensor) -> torch.Tensor:
+    w, b = wb
+    return F.conv2d(x, w, b, padding=w.shape[-1] // 2)
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> None:
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_convlstm_cell_is_shi_et_al() -> None:
+    cell = randomise(ConvLSTMCell(CIN, C, K, GRID, bias=True, peephole=True))
+    X, H_, C_ = rand(B, CIN, H, W), rand(B, C, H, W), rand(B, C, H, W)
+    (W_xi, W_xf, W_xc, W_xo), (W_hi, W_hf, W_hc, W_ho) = (
+        gates(cell.conv_x, 4),
+        gates(cell.conv_h, 4),
+    )
+    i = sigmoid(conv(W_xi, X) + conv(W_hi, H_) + cell.w_ci * C_)
+    f = sigmoid(conv(W_xf, X) + conv(W_hf, H_) + cell.w_cf * C_)
+    C_t = f * C_ + i * tanh(conv(W_xc, X) + conv(W_hc, H_))
+    o = sigmoid(conv(W_xo, X) + conv(W_ho, H_) + cell.w_co * C_t)
+    H_t = o * tanh(C_t)
+
+    out, state = cell(X, LSTMState(H_, C_))
+    close(out, H_t)
+    close(state.c, C_t)
+
+
+def test_st_lstm_cell_is_equation_1() -> None:
+    cell = randomise(STLSTMCell(CIN, C, K, GRID, bias=True))
+    X, H_, C_, M = rand(B, CIN, H, W), rand(B, C, H, W), rand(B, C, H, W), rand(B, C, H, W)
+    W_xi, W_xf, W_xg, W_xi_, W_xf_, W_xg_, W_xo = gates(cell.conv_x, 7)
+    W_hi, W_hf, W_hg, W_ho = gates(cell.conv_h, 4)
+    W_mi, W_mf, W_mg = gates(cell.conv_m, 3)
+    (W_o_cm,) = gates(cell.conv_o, 1)  # W_co * C_t + W_mo * M_t, one conv over [C_t, M_t]
+
+    g = tanh(conv(W_xg, X) + conv(W_hg, H_))
+    i = sigmoid(conv(W_xi, X) + conv(W_hi, H_))
+    f = sigmoid(conv(W_xf, X) + conv(W_hf, H_))
+    C_t = f * C_ + i * g
+    g_ = tanh(conv(W_xg_, X) + conv(W_mg, M))
+    i_ = sigmoid(conv(W_xi_, X) + conv(W_mi, M))
+    f_ = sigmoid(conv(W_xf_, X) + conv(W_mf, M))
+    M_t = f_ * M + i_ * g_
+    o = sigmoid(conv(W_xo, X) + conv(W_ho, H_) + conv(W_o_cm, torch.cat([C_t, M_t], 1)))
+    H_t = o * tanh(F.conv2d(torch.cat([C_t, M_t], 1), cell.conv_last.weight))
+
+    (out, m_out), state = cell((X, M), LSTMState(H_, C_))
+    close(out, H_t)
+    close(m_out, M_t)
+    close(state.c, C_t)
+
+
+def mim_n_equation_3(unit: MIMN, diff, N):
+    (W_xi, W_xg, W_xf, W_xo), (W_ni, W_ng, W_nf) = gates(unit.conv_x, 4), gates(unit.conv_n, 3)
+    (W_no,) = gates(unit.conv_o, 1)
+    g = tanh(conv(W_xg, diff) + conv(W_ng, N))
+    i = sigmoid(conv(W_xi, diff) + conv(W_ni, N))
+    f = sigmoid(conv(W_xf, diff) + conv(W_nf, N))
+    N_t = f * N + i * g
+    o = sigmoid(conv(W_xo, diff) + conv(W_no, N_t))
+    return o * tanh(N_t), N_t
+
+
+def mim_s_equation_4(unit: MIMS, D, C_prev, S):
+    (W_di, W_dg, W_df, W_do), (W_ci, W_cg, W_cf, W_co) = (
+        gates(unit.conv_d, 4),
+        gates(unit.conv_c, 4),
+    )
+    (W_so,) = gates(unit.conv_o, 1)
+    g = tanh(conv(W_dg, D) + conv(W_cg, C_prev))
+    i = sigmoid(conv(W_di, D) + conv(W_ci, C_prev))
+    f = sigmoid(conv(W_df, D) + conv(W_cf, C_prev))
+    S_t = f * S + i * g
+    o = sigmoid(conv(W_do, D) + conv(W_co, C_prev) + conv(W_so, S_t))
+    return o * tanh(S_t), S_t
+
+
+def test_mim_n_is_equation_3() -> None:
+    unit = randomise(MIMN(CIN, C, K, GRID))
+    H_t, H_prev, N = rand(B, CIN, H, W), rand(B, CIN, H, W), rand(B, C, H, W)
+    D_expected, N_expected = mim_n_equation_3(unit, H_t - H_prev, N)
+    D, state = unit(H_t - H_prev, LSTMState(rand(B, C, H, W), N))
+    close(D, D_expected)
+    close(state.c, N_expected)
+
+
+def test_mim_s_is_equation_4() -> None:
+    unit = randomise(MIMS(C, C, K, GRID))
+    D, C_prev, S = rand(B, C, H, W), rand(B, C, H, W), rand(B, C, H, W)
+    out_expected, S_expected = mim_s_equation_4(unit, D, C_prev, S)
+    out, S_t = unit((D, C_prev), S)
+    close(out, out_expected)
+    close(S_t, S_expected)
+
+
+@pytest.mark.parametrize("mim_n", (True, False))
+@pytest.mark.parametrize("mim_s", (True, False))
+def test_mim_block_is_equation_2(mim_n: bool, mim_s: bool) -> None:
+    block = randomise(MIMBlock(CIN, C, K, GRID, mim_n=mim_n, mim_s=mim_s))
+    X, X_prev = rand(B, CIN, H, W), rand(B, CIN, H, W)  # H_t^{l-1}, H_{t-1}^{l-1}
+    H_, C_, M, N, S = (rand(B, C, H, W) for _ in range(5))
+    W_xi, W_xg, W_xi_, W_xg_, W_xf_, W_xo = gates(block.conv_x, 6)
+    W_hi, W_hg, W_ho = gates(block.conv_h, 3)
+    W_mi, W_mg, W_mf = gates(block.conv_m, 3)
+    (W_o_cm,) = gates(block.conv_o, 1)
+
+    g = tanh(conv(W_xg, X) + conv(W_hg, H_))
+    i = sigmoid(conv(W_xi, X) + conv(W_hi, H_))
+    if mim_n:
+        D, N_t = mim_n_equation_3(block.mimn, X - X_prev, N)
+    else:  # ablation: MIM-S reads the raw difference
+        D, N_t = X - X_prev, N
+    if mim_s:
+        retained, S_t = mim_s_equation_4(block.mims, D, C_, S)
+    else:  # ablation: an ordinary forget gate from D and C_{t-1}
+        (W_df,), (W_cf,) = gates(block.mims.conv_d, 1), gates(block.mims.conv_c, 1)
+        retained, S_t = sigmoid(conv(W_df, D) + conv(W_cf, C_)) * C_, S
+    C_t = retained + i * g
+    g_ = tanh(conv(W_xg_, X) + conv(W_mg, M))
+    i_ = sigmoid(conv(W_xi_, X) + conv(W_mi, M))
+    f_ = sigmoid(conv(W_xf_, X) + conv(W_mf, M))
+    M_t = f_ * M + i_ * g_
+    o = sigmoid(conv(W_xo, X) + conv(W_ho, H_) + conv(W_o_cm, torch.cat([C_t, M_t], 1)))
+    H_t = o * tanh(F.conv2d(torch.cat([C_t, M_t], 1), block.conv_last.weight))
+
+    (out, m_out, d_out), state = block(
+        (X, X - X_prev, M), MIMState(H_, C_, LSTMState(rand(B, C, H, W), N), S)
+    )
+    close(out, H_t)
+    close(m_out, M_t)
+    close(d_out, D)
+    close(state.c, C_t)
+    close(state.n.c, N_t)
+    close(state.s, S_t)
+
+
+def test_mim_block_first_step_feeds_a_zero_difference() -> None:
+    block = randomise(MIMBlock(CIN, C, K, GRID))
+    X, M = rand(B, CIN, H, W), rand(B, C, H, W)
+    zeros = torch.zeros(B, C, H, W, dtype=torch.float64)
+    state = MIMState(zeros, zeros, LSTMState(zeros, zeros), zeros)
+    first = block((X, None, M), state)
+    explicit = block((X, torch.zeros(B, CIN, H, W, dtype=torch.float64), M), state)
+    close(first[0][0], explicit[0][0])
+
+
+def test_forget_gate_ablation_unit_alone() -> None:
+    unit = randomise(ForgetGate(C, C, K, GRID))
+    D, C_prev, S = rand(B, C, H, W), rand(B, C, H, W), rand(B, C, H, W)
+    (W_df,), (W_cf,) = gates(unit.conv_d, 1), gates(unit.conv_c, 1)
+    retained, s_out = unit((D, C_prev), S)
+    close(retained, sigmoid(conv(W_df, D) + conv(W_cf, C_prev)) * C_prev)
+    assert s_out is S

@@ -1,0 +1,168 @@
+"""Every registered model, in every variant and ablation: shapes, gradients, determinism."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+import mimcast
+from mimcast.models.layers import fold_patches, unfold_patches
+
+
+def configurations() -> list[tuple[str, dict]]:
+    out = []
+    for name in mimcast.list_models():
+        for variant, layer_norm in itertools.product(("paper", "openstl"), (False, True)):
+            out.append((name, dict(variant=variant, layer_norm=layer_norm)))
+        if name == "mim":
+            for variant, (mim_n, mim_s) in itertools.product(
+                ("paper", "openstl"), ((False, True), (True, False))
+            ):
+                out.append((name, dict(variant=variant, mim_n=mim_n, mim_s=mim_s)))
+    return out
+
+
+CONFIGS = configurations()
+IDS = [f"{n}-" + "-".join(f"{k}={v}" for k, v in kw.items()) for n, kw in CONFIGS]
+
+
+def tiny(name: str, **kwargs) -> mimcast.Forecaster:
+    base = dict(in_channels=2, height=8, width=12, patch_size=2, hidden=(6, 6, 6), filter_size=3)
+    return mimcast.create_model(name, **{**base, **kwargs})
+
+
+def test_registry_lists_the_paper_models() -> None:
+    assert mimcast.list_models() == ["convlstm", "mim", "predrnn"]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), CONFIGS, ids=IDS)
+def test_shapes_backward_predict(name: str, kwargs: dict) -> None:
+    model = tiny(name, **kwargs)
+    frames = torch.rand(3, 6, 2, 8, 12)
+    mask = (torch.rand(3, 6 - 3 - 1, 1, 1, 1) > 0.5).float()
+    preds = model(frames, context_len=3, mask=mask)
+    assert preds.shape == (3, 5, 2, 8, 12)
+    assert torch.isfinite(preds).all()
+    loss = ((preds - frames[:, 1:]) ** 2).mean()
+    loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, f"{pname} received no gradient"
+        assert torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, f"{pname} has an all-zero gradient"
+    future = model.predict(frames[:, :3], horizon=4)
+    assert future.shape == (3, 4, 2, 8, 12)
+    assert torch.isfinite(future).all()
+
+
+@pytest.mark.parametrize("name", ["convlstm", "predrnn", "mim"])
+def test_identical_calls_and_changing_batch_size(name: str) -> None:
+    model = tiny(name, layer_norm=True)
+    frames = torch.rand(4, 5, 2, 8, 12)
+    a = model(frames, context_len=2)
+    b = model(frames, context_len=2)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # a smaller batch afterwards works, and each sequence is independent of its batch-mates
+    c = model(frames[1:2], context_len=2)
+    torch.testing.assert_close(c, a[1:2], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["paper", "openstl"])
+@pytest.mark.parametrize("name", ["convlstm", "predrnn", "mim"])
+def test_hidden_sizes_may_differ_per_layer(name: str, variant: str) -> None:
+    model = tiny(name, hidden=(4, 7, 5), variant=variant)
+    frames = torch.rand(2, 5, 2, 8, 12)
+    preds = model(frames, context_len=2)
+    assert preds.shape == (2, 4, 2, 8, 12)
+    preds.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_predict_equals_forward_without_ground_truth() -> None:
+    model = tiny("mim")
+    context = torch.rand(2, 3, 2, 8, 12)
+    future = model.predict(context, horizon=4)
+    frames = torch.cat([context, torch.zeros(2, 4, 2, 8, 12)], dim=1)
+    with torch.no_grad():
+        preds = model(frames, context_len=3, mask=None)  # the zeros are never read
+    torch.testing.assert_close(future, preds[:, 2:], rtol=0, atol=0)
+
+
+def test_mask_one_feeds_the_true_frame() -> None:
+    model = tiny("predrnn")
+    frames = torch.rand(2, 6, 2, 8, 12)
+    with torch.no_grad():
+        teacher = model(frames, context_len=3, mask=torch.ones(1))
+        longer_context = model(frames, context_len=5)
+        free = model(frames, context_len=3)
+    torch.testing.assert_close(teacher, longer_context, rtol=0, atol=0)
+    assert (teacher - free).abs().max() > 1e-6
+
+
+def test_context_mask_mixes_context_steps() -> None:
+    model = tiny("mim")
+    frames = torch.rand(2, 6, 2, 8, 12)
+    with torch.no_grad():
+        default = model(frames, context_len=4)
+        ones = model(frames, context_len=4, context_mask=torch.ones(2, 3, 1, 1, 1))
+        zeros = model(frames, context_len=4, context_mask=torch.zeros(2, 3, 1, 1, 1))
+    torch.testing.assert_close(default, ones, rtol=0, atol=0)
+    assert (default[:, 0] - zeros[:, 0]).abs().max() == 0  # step 0 always reads frame 0
+    assert (default[:, 1:] - zeros[:, 1:]).abs().max() > 1e-6
+
+
+def test_patch_folding_matches_reshape_patch() -> None:
+    """OpenSTL's reshape_patch, transcribed in numpy on (B, T, H, W, C) frames."""
+    x = torch.rand(2, 3, 2, 8, 12)  # (B, T, C, H, W)
+    p = 4
+    a = x.permute(0, 1, 3, 4, 2).numpy()  # (B, T, H, W, C)
+    b, t, h, w, c = a.shape
+    a = a.reshape(b, t, h // p, p, w // p, p, c).transpose(0, 1, 2, 4, 3, 5, 6)
+    a = a.reshape(b, t, h // p, w // p, p * p * c)
+    expected = torch.from_numpy(a).permute(0, 1, 4, 2, 3)
+    folded = fold_patches(x, p)
+    torch.testing.assert_close(folded, expected, rtol=0, atol=0)
+    torch.testing.assert_close(unfold_patches(folded, p), x, rtol=0, atol=0)
+
+
+def test_bad_arguments_give_clear_errors() -> None:
+    with pytest.raises(mimcast.ConfigError, match="unknown model 'mimo'.*convlstm, mim, predrnn"):
+        mimcast.create_model("mimo", in_channels=1, height=8, width=8)
+    with pytest.raises(mimcast.ConfigError, match="not divisible by patch_size 3"):
+        mimcast.create_model("mim", in_channels=1, height=8, width=8, patch_size=3)
+    with pytest.raises(mimcast.ConfigError, match="variant must be one of"):
+        mimcast.create_model("mim", in_channels=1, height=8, width=8, variant="tf")
+    with pytest.raises(mimcast.ConfigError, match="ablations apply to the 'mim' model only"):
+        mimcast.create_model("predrnn", in_channels=1, height=8, width=8, mim_n=False)
+    with pytest.raises(mimcast.ConfigError, match="unexpected keyword argument 'hiden'"):
+        mimcast.create_model("mim", in_channels=1, height=8, width=8, hiden=(4, 4))
+    with pytest.raises(mimcast.ConfigError, match="mim needs at least 2 layers"):
+        mimcast.create_model("mim", in_channels=1, height=8, width=8, hidden=(4,))
+    model = tiny("convlstm")
+    with pytest.raises(
+        mimcast.ConfigError, match=r"\(C, H, W\) = \(2, 8, 12\), got \(1, 5, 1, 8, 12\)"
+    ):
+        model(torch.rand(1, 5, 1, 8, 12), context_len=2)
+    with pytest.raises(mimcast.ConfigError, match="context_len must be in"):
+        model(torch.rand(1, 5, 2, 8, 12), context_len=5)
+    with pytest.raises(mimcast.ConfigError, match="mask of shape"):
+        model(torch.rand(1, 5, 2, 8, 12), context_len=2, mask=torch.ones(3, 3))
+    with pytest.raises(mimcast.ConfigError, match="horizon must be a positive integer"):
+        model.predict(torch.rand(1, 2, 2, 8, 12), horizon=0)
+
+
+def test_register_model_rejects_duplicates() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        mimcast.register_model("mim")(lambda cfg: None)
+
+
+def test_config_round_trip_rebuilds_the_same_model() -> None:
+    model = tiny("mim", hidden=(4, 6), layer_norm=True)
+    cfg = mimcast.ModelConfig.from_dict(model.config.to_dict())
+    rebuilt = mimcast.build_model(cfg)
+    rebuilt.load_state_dict(model.state_dict())
+    frames = torch.rand(1, 4, 2, 8, 12)
+    torch.testing.assert_close(rebuilt(frames, 2), model(frames, 2), rtol=0, atol=0)
+    with pytest.raises(mimcast.ConfigError, match="unknown model config key"):
+        mimcast.ModelConfig.from_dict({**model.config.to_dict(), "depth": 3})
