@@ -22,7 +22,7 @@ Probe = Callable[[str, Tensor], None]
 
 
 def _init_forget_bias(conv: GateConv, gate_index: int, n_gates: int, value: float = 1.0) -> None:
-    """Start a forget gate open (bias +1): the usual LSTM initialisation; the paper leaves b_f free."""
+    """Start a forget gate open (bias +1), as LSTMs usually are; the paper leaves b_f free."""
     bias = conv.conv.bias
     if bias is not None:
         c = bias.shape[0] // n_gates

@@ -72,7 +72,8 @@ class RefMIMBlock(nn.Module):
     """The reference MIM block.
 
     Input gates share their input terms between C and M (i = s(i_x + i_t), i' = s(i_x + i_s));
-    the output gate is o = s(o_x + o_t + o_s) with o_s from the incoming M; H = o o tanh(W_1x1 [C, M]).
+    the output gate is o = s(o_x + o_t + o_s) with o_s from the incoming M;
+    H = o o tanh(W_1x1 [C, M]).
     At the first step MIM-N is not run: D is zero and the MIM-N state stays zero.
     """
 

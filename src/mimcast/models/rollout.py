@@ -72,7 +72,7 @@ class Forecaster(nn.Module):
 
     @torch.no_grad()
     def predict(self, context: Tensor, horizon: int) -> Tensor:
-        """Free-running forecast from context frames alone: (B, Tc, C, H, W) -> (B, horizon, C, H, W)."""
+        """Forecast from context frames alone: (B, Tc, C, H, W) -> (B, horizon, C, H, W)."""
         _, t_ctx = self._check_frames(context, "context")
         if not isinstance(horizon, int) or horizon < 1:
             raise ConfigError(f"horizon must be a positive integer, got {horizon!r}")
