@@ -1,0 +1,7 @@
+"""`python -m mimcast ...` runs the command-line tool."""
+
+import sys
+
+from mimcast.cli import main
+
+sys.exit(main())

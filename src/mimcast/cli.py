@@ -1,0 +1,159 @@
+"""The `mimcast` command: train, evaluate, predict (and bench, experiment).
+
+Bad input anywhere gives one line `mimcast: error: ...` on stderr and exit code 2, with no
+traceback and nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mimcast.errors import MimcastError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        self.exit(EXIT_USAGE, f"mimcast: error: {message} (see mimcast {self._sub()} --help)\n")
+
+    def _sub(self) -> str:
+        return self.prog.split(" ", 1)[1] if " " in self.prog else ""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="mimcast", description="Spatiotemporal prediction with MIM, PredRNN, ConvLSTM")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model (defaults: quick preset, Moving MNIST)")
+    t.add_argument("--model", help="mim, predrnn or convlstm")
+    t.add_argument("--data", help="mmnist, mmnist-accel, mmnist-file, kth, taxibj or custom")
+    t.add_argument("--data-root", help="folder or file of the data set")
+    t.add_argument("--preset", default="quick", help="quick (default), mmnist, kth or taxibj")
+    t.add_argument("--config", type=Path, help="YAML file of config sections")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--run-dir", type=Path, default=Path("runs/quick"))
+    t.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    t.add_argument("--overwrite", action="store_true", help="start the run in --run-dir again")
+    t.add_argument("--precision", choices=["32", "bf16-mixed", "16-mixed"])
+    t.add_argument("--device", help="cpu or cuda[:N]")
+    t.add_argument("--seed", type=int)
+    t.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config key, e.g. train.val_every=100 model.hidden=[32,32]",
+    )
+    t.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+
+    e = sub.add_parser("evaluate", help="per-frame metrics, plots and report of a run")
+    e.add_argument("--run-dir", type=Path, required=True)
+    e.add_argument("--data", help="evaluate on another data set of the same frame shape")
+    e.add_argument("--data-root")
+    e.add_argument("--split", choices=["train", "val", "test"])
+    e.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    e.add_argument(
+        "--compare",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="other evaluated run folders to draw on the same curves",
+    )
+    e.add_argument("--device", default="cpu")
+
+    r = sub.add_parser("predict", help="forecast from context frames alone")
+    r.add_argument("--run-dir", type=Path, required=True)
+    r.add_argument("--input", type=Path, required=True, help=".npy/.npz (T,C,H,W) or (N,T,C,H,W)")
+    r.add_argument("--horizon", type=int, required=True)
+    r.add_argument("--output", type=Path, required=True, help=".npy or .npz")
+    r.add_argument("--gif", type=Path)
+    r.add_argument("--png", type=Path)
+    r.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--overwrite", action="store_true")
+    return p
+
+
+def _overrides(a: argparse.Namespace) -> dict:
+    from mimcast.training.config import parse_set
+
+    out: dict = {}
+    flags = {
+        ("model", "name"): a.model,
+        ("data", "name"): a.data,
+        ("data", "root"): a.data_root,
+        ("train", "steps"): a.steps,
+        ("train", "batch_size"): a.batch_size,
+        ("train", "lr"): a.lr,
+        ("train", "precision"): a.precision,
+        ("train", "device"): a.device,
+        ("train", "seed"): a.seed,
+    }
+    for (section, key), value in flags.items():
+        if value is not None:
+            out.setdefault(section, {})[key] = value
+    for section, values in parse_set(a.set).items():
+        if isinstance(values, dict):
+            out.setdefault(section, {}).update(values)
+        else:
+            out[section] = values
+    return out
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from mimcast.training.config import resolve_config
+    from mimcast.training.runs import train_run
+
+    cfg = resolve_config(a.preset, a.config, _overrides(a))
+    train_run(cfg, a.run_dir, resume=a.resume, overwrite=a.overwrite)
+    if not a.no_eval:
+        from mimcast.evaluation import evaluate_run
+
+        evaluate_run(a.run_dir, device=cfg.train.device)
+        print(f"report: {a.run_dir / 'report.md'}")
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from mimcast.evaluation import evaluate_run
+
+    evaluate_run(a.run_dir, a.split, a.checkpoint, a.data, a.data_root, tuple(a.compare), a.device)
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from mimcast.prediction import predict_run
+
+    out = predict_run(
+        a.run_dir, a.input, a.horizon, a.output, a.gif, a.png, a.checkpoint, a.device, a.overwrite
+    )
+    print(f"wrote {a.output} {tuple(out.shape)}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except MimcastError as e:
+        print(f"mimcast: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mimcast: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        from mimcast.training import distributed
+
+        distributed.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training: scheduled sampling, the loop, checkpoints, run folders and configs."""

@@ -1,0 +1,98 @@
+"""Checkpoints: safetensors + JSON, atomic pointers, refusal of damaged or foreign files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import mimcast
+from mimcast.errors import CheckpointError
+from mimcast.training.checkpoint import load_checkpoint, load_model, save_checkpoint
+
+
+def tiny(**kw) -> mimcast.Forecaster:
+    return mimcast.create_model("mim", in_channels=1, height=8, width=8, hidden=(4, 4), **kw)
+
+
+def test_round_trip_with_optimizer(tmp_path) -> None:
+    model = tiny()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.rand(2, 4, 1, 8, 8), 2).sum().backward()
+    opt.step()
+    save_checkpoint(tmp_path, 3, model, opt, {"best_val": 1.5}, ("last", "best"))
+    ckpt = load_checkpoint(tmp_path, "last")
+    assert ckpt.step == 3 and ckpt.extra["best_val"] == 1.5
+    assert ckpt.model_config == model.config
+    for k, v in model.state_dict().items():
+        assert torch.equal(ckpt.model[k], v)
+    opt2 = torch.optim.Adam(tiny().parameters(), lr=1e-3)
+    opt2.load_state_dict(ckpt.optimizer)
+    for a, b in zip(opt.state_dict()["state"].values(), opt2.state_dict()["state"].values()):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    rebuilt = load_model(tmp_path, "best")  # from the checkpoint alone
+    frames = torch.rand(1, 4, 1, 8, 8)
+    torch.testing.assert_close(rebuilt(frames, 2), model.eval()(frames, 2), rtol=0, atol=0)
+
+
+def test_pointers_and_garbage_collection(tmp_path) -> None:
+    model = tiny()
+    save_checkpoint(tmp_path, 1, model, pointers=("last", "best"))
+    save_checkpoint(tmp_path, 2, model)
+    save_checkpoint(tmp_path, 3, model)
+    assert load_checkpoint(tmp_path, "best").step == 1
+    assert load_checkpoint(tmp_path, "last").step == 3
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
+        "step-0000001",
+        "step-0000003",
+    ]
+
+
+def test_nan_weights_are_never_saved(tmp_path) -> None:
+    model = tiny()
+    save_checkpoint(tmp_path, 1, model)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(CheckpointError, match="refusing to save step 2: weight .* is not finite"):
+        save_checkpoint(tmp_path, 2, model)
+    assert load_checkpoint(tmp_path).step == 1
+
+
+def test_truncated_tampered_and_foreign_checkpoints_are_refused(tmp_path) -> None:
+    model = tiny()
+    folder = save_checkpoint(tmp_path, 1, model)
+    tensors = folder / "tensors.safetensors"
+    data = tensors.read_bytes()
+    tensors.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="does not match its recorded hash"):
+        load_checkpoint(tmp_path)
+    tensors.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(CheckpointError, match="does not match its recorded hash"):
+        load_checkpoint(tmp_path)
+    tensors.write_bytes(data)
+    state = json.loads((folder / "state.json").read_text())
+    (folder / "state.json").write_text("{ not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(tmp_path)
+    (folder / "state.json").write_text(json.dumps({**state, "format": "pickle"}))
+    with pytest.raises(CheckpointError, match="not a mimcast checkpoint"):
+        load_checkpoint(tmp_path)
+    (folder / "state.json").write_text(json.dumps(state))
+    (tmp_path / "last.json").write_text(json.dumps({"dir": "../../etc"}))
+    with pytest.raises(CheckpointError, match="names a missing folder"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="no 'best' checkpoint"):
+        load_checkpoint(tmp_path, "best")
+
+
+def test_checkpoint_of_another_shape_is_refused(tmp_path) -> None:
+    from mimcast.training.checkpoint import load_weights
+
+    save_checkpoint(tmp_path, 1, tiny())
+    other = mimcast.create_model("mim", in_channels=1, height=8, width=8, hidden=(6, 6))
+    with pytest.raises(CheckpointError, match="has shape .* the model expects"):
+        load_weights(other, load_checkpoint(tmp_path).model, "x")
+    pred = mimcast.create_model("predrnn", in_channels=1, height=8, width=8, hidden=(4, 4))
+    with pytest.raises(CheckpointError, match="does not fit this model"):
+        load_weights(pred, load_checkpoint(tmp_path).model, "x")

@@ -1,0 +1,77 @@
+"""Config precedence (defaults < preset < file < flags), key and type checking."""
+
+from __future__ import annotations
+
+import pytest
+
+from mimcast.errors import ConfigError
+from mimcast.training.config import PRESETS, config_from_dict, parse_set, resolve_config
+
+
+def test_precedence(tmp_path) -> None:
+    default = resolve_config(None)
+    assert default.train.steps == 100_000 and default.model.layer_norm is True
+    quick = resolve_config("quick")
+    assert quick.train.steps == PRESETS["quick"]["train"]["steps"]
+    assert quick.model.hidden == PRESETS["quick"]["model"]["hidden"]
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  steps: 77\n  lr: 0.01\nmodel:\n  hidden: [8, 8]\n")
+    from_file = resolve_config("quick", f)
+    assert (from_file.train.steps, from_file.train.lr, from_file.model.hidden) == (77, 0.01, [8, 8])
+    assert from_file.train.precision == "bf16-mixed"  # still the preset's
+    flags = resolve_config("quick", f, {"train": {"steps": 5}, **parse_set(["model.hidden=[4]"])})
+    assert (flags.train.steps, flags.train.lr, flags.model.hidden) == (5, 0.01, [4])
+
+
+def test_paper_presets() -> None:
+    for name in ("mmnist", "kth", "taxibj"):
+        cfg = resolve_config(name)
+        assert cfg.model.hidden == [64] * 4 and cfg.model.filter_size == 5
+        assert cfg.train.lr == 1e-3 and cfg.train.batch_size == 8 and cfg.train.steps == 100_000
+        assert cfg.model.layer_norm
+    assert resolve_config("mmnist").model.patch_size == 4
+    assert resolve_config("taxibj").model.patch_size == 2
+    assert resolve_config("taxibj").train.sampling == "none"
+    assert resolve_config("kth").data.eval_options == {"seq_len": 30}
+    assert resolve_config("mmnist").train.eta_decay == 2e-5
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"train": {"stepz": 3}}, "unknown config key train.stepz"),
+        ({"trian": {"steps": 3}}, "unknown config key trian"),
+        ({"train": {"steps": "ten"}}, "train.steps must be an integer"),
+        ({"train": {"steps": 2.5}}, "train.steps must be an integer"),
+        ({"model": {"layer_norm": 1}}, "model.layer_norm must be true or false"),
+        ({"model": {"hidden": 64}}, "model.hidden must be a list"),
+        ({"model": {"hidden": [64, "a"]}}, r"model.hidden\[1\] must be an integer"),
+        ({"train": {"precision": "fp8"}}, "train.precision must be"),
+        ({"train": {"steps": 0}}, "train.steps must be >= 1"),
+    ],
+)
+def test_bad_keys_and_types(overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolve_config("quick", None, overrides)
+
+
+def test_bad_files_and_set_items(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        resolve_config("quick", tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        resolve_config("quick", bad)
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("train: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        resolve_config("quick", evil)
+    with pytest.raises(ConfigError, match="expects key=value"):
+        parse_set(["train.steps"])
+    with pytest.raises(ConfigError, match="unknown preset 'fast'"):
+        resolve_config("fast")
+
+
+def test_round_trip() -> None:
+    cfg = resolve_config("kth")
+    assert config_from_dict(cfg.to_dict()) == cfg

@@ -1,0 +1,54 @@
+"""Scheduled-sampling schedules are pure functions; masks are reproducible from (seed, step)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mimcast.training.sampling import SamplingSchedule, bernoulli_mask, linear_eta, reverse_etas
+
+
+def test_linear_eta_matches_predrnn() -> None:
+    assert linear_eta(0) == 1.0
+    assert linear_eta(10_000) == pytest.approx(0.8)
+    assert linear_eta(49_999) == pytest.approx(2e-5)
+    assert linear_eta(50_000) == 0.0
+    assert linear_eta(80_000) == 0.0
+    assert linear_eta(250, start=1.0, decay=1 / 500) == pytest.approx(0.5)
+
+
+def test_reverse_schedule_matches_predrnn_v2() -> None:
+    assert reverse_etas(0) == (0.5, 0.5)
+    assert reverse_etas(24_999) == (0.5, 0.5)
+    r, e = reverse_etas(30_000)
+    assert r == pytest.approx(1 - 0.5 * math.exp(-1))
+    assert e == pytest.approx(0.5 - 0.5 * 5_000 / 25_000)
+    assert reverse_etas(50_000) == (1.0, 0.0)
+    r_mnist, _ = reverse_etas(27_500, alpha=2_500)
+    assert r_mnist == pytest.approx(1 - 0.5 * math.exp(-1))
+
+
+def test_bernoulli_mask_frequency_and_shape() -> None:
+    gen = torch.Generator().manual_seed(0)
+    m = bernoulli_mask(0.3, 400, 9, gen)
+    assert m.shape == (400, 9, 1, 1, 1)
+    assert set(m.unique().tolist()) <= {0.0, 1.0}
+    assert abs(m.mean().item() - 0.3) < 0.03
+
+
+def test_masks_are_reproducible_and_follow_the_schedule() -> None:
+    s = SamplingSchedule("linear", eta_decay=1 / 100)
+    a = s.masks(step=10, batch=8, seq_len=20, context_len=10, seed=3)
+    b = s.masks(step=10, batch=8, seq_len=20, context_len=10, seed=3)
+    c = s.masks(step=11, batch=8, seq_len=20, context_len=10, seed=3)
+    torch.testing.assert_close(a[0], b[0])
+    assert a[0].shape == (8, 9, 1, 1, 1) and a[1] is None
+    assert not torch.equal(a[0], c[0])
+    assert s.masks(step=100, batch=8, seq_len=20, context_len=10, seed=3) == (None, None)
+    assert SamplingSchedule("none").masks(0, 8, 20, 10, 0) == (None, None)
+    mask, ctx = SamplingSchedule("reverse").masks(0, 8, 20, 10, 0)
+    assert mask.shape == (8, 9, 1, 1, 1) and ctx.shape == (8, 9, 1, 1, 1)
+    with pytest.raises(ValueError, match="unknown scheduled sampling"):
+        SamplingSchedule("cosine").etas(0)
