@@ -109,7 +109,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": {**PAPER["model"], "patch_size": 4},
         "data": {
             "name": "kth",
-            "options": {"seq_len": 20, "context_len": 10, "size": 128},
+            "options": {"seq_len": 20, "context_len": 10, "image_size": 128},
             "eval_options": {"seq_len": 30},  # trained 10 -> 10, tested 10 -> 20
         },
     },

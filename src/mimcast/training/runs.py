@@ -81,6 +81,7 @@ def datasets(cfg: RunConfig, splits: tuple[str, ...]) -> dict[str, Dataset]:
         options = dict(d.options)
         if split != "train":
             options.update(d.eval_options)
+        options.setdefault("patch_size", cfg.model.patch_size)  # names the file if it fails
         out[split] = build_dataset(d.name, split, root=d.root, **options)
     return out
 

@@ -1,0 +1,116 @@
+"""Build any dataset from a name and options: ``build_dataset("taxibj", "train", root=...)``."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from typing import Any
+
+from mimcast.errors import DataError
+
+from .base import SequenceDataset, check_patch_divisible, check_split
+from .custom import CustomDataset
+from .kth import KTH
+from .mmnist import AcceleratedMovingMNIST, MovingMNIST, MovingMNISTFile
+from .taxibj import TaxiBJ
+
+Factory = Callable[..., SequenceDataset]
+
+
+def _generated(cls: type[MovingMNIST]) -> Factory:
+    def factory(split: str, root: Any = None, **options: Any) -> SequenceDataset:
+        # Generated data needs no root; a root given here is the MNIST digit source.
+        if root is not None:
+            if options.get("digit_source") is not None:
+                raise DataError(
+                    f"{cls.name}: give the MNIST files as root or digit_source, not both"
+                )
+            options["digit_source"] = root
+        return cls(split, **options)
+
+    factory.__wrapped_cls__ = cls  # type: ignore[attr-defined]
+    return factory
+
+
+def _with_root(cls: type[SequenceDataset]) -> Factory:
+    def factory(split: str, root: Any = None, **options: Any) -> SequenceDataset:
+        if root is None:
+            raise DataError(f"dataset {cls.name!r} needs root=<path to its files>")
+        return cls(root, split, **options)
+
+    factory.__wrapped_cls__ = cls  # type: ignore[attr-defined]
+    return factory
+
+
+_REGISTRY: dict[str, Factory] = {
+    "mmnist": _generated(MovingMNIST),
+    "mmnist-accel": _generated(AcceleratedMovingMNIST),
+    "mmnist-file": _with_root(MovingMNISTFile),
+    "kth": _with_root(KTH),
+    "taxibj": _with_root(TaxiBJ),
+    "custom": _with_root(CustomDataset),
+}
+
+
+def register_dataset(name: str, factory: Factory) -> None:
+    """Add a dataset: ``factory(split, root=None, **options) -> SequenceDataset``."""
+    if name in _REGISTRY:
+        raise DataError(f"dataset {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by `build_dataset`, sorted."""
+    return sorted(_REGISTRY)
+
+
+def dataset_options(name: str) -> list[str]:
+    """Keyword options of dataset ``name`` (besides split and root), sorted."""
+    factory = _get(name)
+    cls = getattr(factory, "__wrapped_cls__", None)
+    if cls is None:
+        return []
+    names: set[str] = set()
+    for klass in cls.__mro__:  # subclasses pass **options on to their base
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind is p.KEYWORD_ONLY:
+                names.add(p.name)
+    return sorted(names)
+
+
+def _get(name: str) -> Factory:
+    if name not in _REGISTRY:
+        raise DataError(f"unknown dataset {name!r}; valid: {', '.join(list_datasets())}")
+    return _REGISTRY[name]
+
+
+def build_dataset(
+    name: str,
+    split: str,
+    root: str | os.PathLike | None = None,
+    **options: Any,
+) -> SequenceDataset:
+    """Build dataset ``name`` for ``split`` ("train", "val", "test").
+
+    ``root`` is the data's file or folder (for generated Moving MNIST: optional MNIST digit
+    files). ``patch_size`` (optional) checks that H and W divide by it. Unknown names and options
+    raise DataError listing the valid ones. Items are float32 (T, C, H, W) in model units.
+    """
+    factory = _get(name)
+    check_split(split, name)
+    patch_size = options.pop("patch_size", None)
+    valid = dataset_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if valid and unknown:
+        raise DataError(
+            f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; "
+            f"valid: {', '.join([*valid, 'patch_size'])}"
+        )
+    ds = factory(split, root, **options)
+    if patch_size is not None:
+        check_patch_divisible(ds, int(patch_size))
+    return ds

@@ -1,0 +1,70 @@
+"""Writers of tiny files in the real formats, for the data tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+
+def write_idx(path: Path, images: np.ndarray) -> Path:
+    """MNIST idx3-ubyte (gzip when the name ends with .gz)."""
+    n, r, c = images.shape
+    raw = np.array([2051, n, r, c], dtype=">u4").tobytes() + images.astype(np.uint8).tobytes()
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "wb") as f:
+            f.write(raw)
+    else:
+        path.write_bytes(raw)
+    return path
+
+
+def write_frames(folder: Path, values: list[int], size: tuple[int, int] = (12, 16)) -> None:
+    """A KTH clip folder: one constant 3-channel (gray) png per value."""
+    folder.mkdir(parents=True)
+    for k, v in enumerate(values):
+        img = np.full((*size, 3), v, dtype=np.uint8)
+        cv2.imwrite(str(folder / f"image-{k + 1:03d}.png"), img)  # numbers beyond 9: natural sort
+
+
+def write_avi(path: Path, values: list[int], size: tuple[int, int] = (12, 16)) -> None:
+    """A tiny MJPG .avi of constant gray frames."""
+    h, w = size
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (w, h), False)
+    assert out.isOpened()
+    for v in values:
+        out.write(np.full((h, w), v, dtype=np.uint8))
+    out.release()
+
+
+def taxibj_dates(days: list[dt.date], skip: dict[dt.date, int] | None = None) -> list[bytes]:
+    """``YYYYMMDDss`` byte strings, 48 slots per day; ``skip`` drops one slot of a day."""
+    out = []
+    for d in days:
+        for s in range(1, 49):
+            if skip and skip.get(d) == s:
+                continue
+            out.append(f"{d:%Y%m%d}{s:02d}".encode())
+    return out
+
+
+def taxibj_value(date: bytes) -> float:
+    """Flow value that encodes the time slot, so tests can check time order."""
+    d = dt.date(int(date[:4]), int(date[4:6]), int(date[6:8]))
+    return float(d.toordinal() - 735000) * 100 + int(date[8:10])
+
+
+def write_taxibj(path: Path, dates: list[bytes], hw: int = 32) -> np.ndarray:
+    """A BJ??_M32x32_T30_InOut.h5 with ``data`` (T, 2, hw, hw) float64 and ``date``."""
+    data = np.empty((len(dates), 2, hw, hw))
+    for k, d in enumerate(dates):
+        data[k, 0] = taxibj_value(d)
+        data[k, 1] = taxibj_value(d) / 2
+    with h5py.File(path, "w") as f:
+        f["data"] = data
+        f["date"] = np.array(dates, dtype="S10")
+    return data
