@@ -166,3 +166,22 @@ def test_config_round_trip_rebuilds_the_same_model() -> None:
     torch.testing.assert_close(rebuilt(frames, 2), model(frames, 2), rtol=0, atol=0)
     with pytest.raises(mimcast.ConfigError, match="unknown model config key"):
         mimcast.ModelConfig.from_dict({**model.config.to_dict(), "depth": 3})
+
+
+@pytest.mark.parametrize("name", ["convlstm", "predrnn", "mim"])
+def test_fast_paths_compute_the_same_function(name: str) -> None:
+    """Batched input convolutions and per-step activation checkpointing change no result."""
+    model = tiny(name, layer_norm=True).double()
+    frames = torch.rand(2, 7, 2, 8, 12, dtype=torch.float64)
+    batched = model(frames, context_len=4)  # steps 0..3: input convs batched over time
+    stepwise = model(frames, context_len=4, context_mask=torch.ones(1))  # one conv per step
+    torch.testing.assert_close(batched, stepwise, rtol=1e-10, atol=1e-12)
+
+    grads = {}
+    for flag in (False, True):
+        model.zero_grad()
+        model.checkpoint_steps = flag
+        model(frames, context_len=4).square().sum().backward()
+        grads[flag] = [p.grad.clone() for p in model.parameters()]
+    for a, b in zip(grads[False], grads[True]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

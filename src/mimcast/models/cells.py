@@ -60,10 +60,16 @@ class ConvLSTMCell(nn.Module):
         self.peephole = peephole
 
     def forward(
-        self, x: Tensor, state: LSTMState, probe: Probe | None = None
+        self,
+        x: Tensor,
+        state: LSTMState,
+        probe: Probe | None = None,
+        x_gates: Tensor | None = None,
     ) -> tuple[Tensor, LSTMState]:
+        """`x_gates`: conv_x(x) computed beforehand (batched over teacher-forced steps)."""
         h, c = state
-        i_x, f_x, g_x, o_x = self.conv_x(x).chunk(4, dim=1)
+        gx = self.conv_x(x) if x_gates is None else x_gates
+        i_x, f_x, g_x, o_x = gx.chunk(4, dim=1)
         i_h, f_h, g_h, o_h = self.conv_h(h).chunk(4, dim=1)
         if self.peephole:
             i_t = torch.sigmoid(i_x + i_h + self.w_ci * c)
@@ -110,11 +116,17 @@ class STLSTMCell(nn.Module):
         self.forget_bias = forget_bias
 
     def forward(
-        self, inputs: tuple[Tensor, Tensor], state: LSTMState, probe: Probe | None = None
+        self,
+        inputs: tuple[Tensor, Tensor],
+        state: LSTMState,
+        probe: Probe | None = None,
+        x_gates: Tensor | None = None,
     ) -> tuple[tuple[Tensor, Tensor], LSTMState]:
+        """`x_gates`: conv_x(x) computed beforehand (batched over teacher-forced steps)."""
         x, m = inputs
         h, c = state
-        i_x, f_x, g_x, i_xm, f_xm, g_xm, o_x = self.conv_x(x).chunk(7, dim=1)
+        gx = self.conv_x(x) if x_gates is None else x_gates
+        i_x, f_x, g_x, i_xm, f_xm, g_xm, o_x = gx.chunk(7, dim=1)
         i_h, f_h, g_h, o_h = self.conv_h(h).chunk(4, dim=1)
         i_m, f_m, g_m = self.conv_m(m).chunk(3, dim=1)
 

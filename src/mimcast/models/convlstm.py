@@ -24,18 +24,23 @@ class ConvLSTMStack(nn.Module):
         self.hidden = config.hidden
         self.out_channels = config.hidden[-1]
 
+    @property
+    def input_conv(self) -> nn.Module:
+        """The first layer's input convolution (the rollout batches it over known inputs)."""
+        return self.layers[0].conv_x
+
     def initial_state(self, x: Tensor) -> ConvLSTMStackState:
         return tuple(LSTMState(zeros_state(x, c), zeros_state(x, c)) for c in self.hidden)
 
     def forward(
-        self, x: Tensor, state: ConvLSTMStackState | None, probe=None
+        self, x: Tensor, state: ConvLSTMStackState | None, probe=None, x_gates=None
     ) -> tuple[Tensor, ConvLSTMStackState]:
         if state is None:
             state = self.initial_state(x)
         new_state = []
         h = x
         for l, (cell, st) in enumerate(zip(self.layers, state)):
-            h, st = cell(h, st, layer_probe(probe, l))
+            h, st = cell(h, st, layer_probe(probe, l), x_gates if l == 0 else None)
             new_state.append(st)
         return h, tuple(new_state)
 

@@ -46,6 +46,11 @@ class MIMStack(nn.Module):
         self.hidden = hidden
         self.out_channels = hidden[-1]
 
+    @property
+    def input_conv(self) -> nn.Module:
+        """The first layer's input convolution (the rollout batches it over known inputs)."""
+        return self.layers[0].conv_x
+
     def initial_state(self, x: Tensor) -> ZigzagState:
         first = LSTMState(zeros_state(x, self.hidden[0]), zeros_state(x, self.hidden[0]))
         blocks = tuple(
@@ -60,13 +65,13 @@ class MIMStack(nn.Module):
         return ZigzagState((first, *blocks), zeros_state(x, self.hidden[-1]))
 
     def forward(
-        self, x: Tensor, state: ZigzagState | None, probe=None
+        self, x: Tensor, state: ZigzagState | None, probe=None, x_gates=None
     ) -> tuple[Tensor, ZigzagState]:
         first_step = state is None
         if first_step:
             state = self.initial_state(x)
         (h, m), st = self.layers[0](
-            (x, self.m_in[0](state.m)), state.layers[0], layer_probe(probe, 0)
+            (x, self.m_in[0](state.m)), state.layers[0], layer_probe(probe, 0), x_gates
         )
         new_layers = [st]
         h_prev_below = state.layers[0].h

@@ -55,12 +55,17 @@ class PredRNNStack(nn.Module):
         self.hidden = config.hidden
         self.out_channels = config.hidden[-1]
 
+    @property
+    def input_conv(self) -> nn.Module:
+        """The first layer's input convolution (the rollout batches it over known inputs)."""
+        return self.layers[0].conv_x
+
     def initial_state(self, x: Tensor) -> ZigzagState:
         layers = tuple(LSTMState(zeros_state(x, c), zeros_state(x, c)) for c in self.hidden)
         return ZigzagState(layers, zeros_state(x, self.hidden[-1]))
 
     def forward(
-        self, x: Tensor, state: ZigzagState | None, probe=None
+        self, x: Tensor, state: ZigzagState | None, probe=None, x_gates=None
     ) -> tuple[Tensor, ZigzagState]:
         if state is None:
             state = self.initial_state(x)
@@ -68,7 +73,8 @@ class PredRNNStack(nn.Module):
         h = x
         new_layers = []
         for l, (cell, adapt, st) in enumerate(zip(self.layers, self.m_in, state.layers)):
-            (h, m), st = cell((h, adapt(m)), st, layer_probe(probe, l))
+            g = x_gates if l == 0 else None
+            (h, m), st = cell((h, adapt(m)), st, layer_probe(probe, l), g)
             new_layers.append(st)
         return h, ZigzagState(tuple(new_layers), m)
 
