@@ -76,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", choices=["best", "last"], default="best")
     r.add_argument("--device", default="cpu")
     r.add_argument("--overwrite", action="store_true")
+    b = sub.add_parser("bench", help="speed and memory: optimised path vs plain eager fp32")
+    b.add_argument("--model", default="mim")
+    b.add_argument("--hidden", type=int, default=64)
+    b.add_argument("--layers", type=int, default=4)
+    b.add_argument("--filter-size", type=int, default=5)
+    b.add_argument("--patch-size", type=int, default=4)
+    b.add_argument("--size", type=int, default=64)
+    b.add_argument("--batch", type=int, default=8)
+    b.add_argument("--variant", default="paper", choices=["paper", "openstl"])
+    b.add_argument("--layer-norm", action="store_true")
+    b.add_argument("--steps", type=int, default=5)
+    b.add_argument("--json", type=Path, help="also write the raw numbers here")
     return p
 
 
@@ -114,8 +126,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     if not a.no_eval:
         from mimcast.evaluation import evaluate_run
 
+        from mimcast.training.distributed import is_main
+
         evaluate_run(a.run_dir, device=cfg.train.device)
-        print(f"report: {a.run_dir / 'report.md'}")
+        if is_main():
+            print(f"report: {a.run_dir / 'report.md'}")
     return 0
 
 
@@ -136,7 +151,26 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+def cmd_bench(a: argparse.Namespace) -> int:
+    import json
+
+    from mimcast.bench import BenchConfig, format_bench, run_bench
+
+    cfg = BenchConfig(
+        model=a.model, hidden=a.hidden, layers=a.layers, filter_size=a.filter_size,
+        patch_size=a.patch_size, size=a.size, batch=a.batch, variant=a.variant,
+        layer_norm=a.layer_norm, steps=a.steps,
+    )
+    result = run_bench(cfg)
+    print(format_bench(result))
+    if a.json is not None:
+        a.json.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

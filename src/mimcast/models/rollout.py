@@ -34,6 +34,8 @@ class Forecaster(nn.Module):
         # Recompute each time step's activations in backward instead of storing them: memory
         # grows with layers instead of sequence length x layers, for about 1/3 more compute.
         self.checkpoint_steps = False
+        # Run the first layer's input convolution once for all steps fed known frames.
+        self.batch_input_convs = True
 
     def forward(
         self,
@@ -102,7 +104,8 @@ class Forecaster(nn.Module):
         The first `known` steps read x[:, t] itself, so the first layer's input convolution of
         those steps runs once, batched over time, instead of once per step.
         """
-        gates = self._input_gates(x[:, :known]) if known > 1 else None
+        batch = known > 1 and self.batch_input_convs
+        gates = self._input_gates(x[:, :known]) if batch else None
         state = None
         net = x[:, 0]
         preds = []

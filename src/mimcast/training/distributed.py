@@ -30,11 +30,17 @@ def is_main() -> bool:
 
 
 def init_from_env(device: str) -> str:
-    """Join the process group torchrun describes (if any); return this process's device."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or is_distributed():
+    """Join the process group torchrun describes (if any); return this process's device.
+
+    Under torchrun each process uses the GPU of its LOCAL_RANK, also when called again (e.g. by
+    the evaluation that follows training in the same process).
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return device
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if is_distributed():
+        return f"cuda:{local}" if device.startswith("cuda") else device
     if device.startswith("cuda"):
-        local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
         dist.init_process_group("nccl")
         return f"cuda:{local}"
@@ -56,10 +62,27 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def all_reduce_sum(t: Tensor) -> Tensor:
-    """Sum a tensor over all processes in place (gloo reduces on CPU tensors)."""
-    if is_distributed():
+    """Sum a tensor over all processes in place; every process must call it.
+
+    NCCL reduces only CUDA tensors: a CPU tensor (metric sums) goes through this rank's GPU.
+    """
+    if not is_distributed():
+        return t
+    if dist.get_backend() == "nccl" and t.device.type != "cuda":
+        buf = t.to(f"cuda:{torch.cuda.current_device()}")
+        dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+        t.copy_(buf.cpu())
+    else:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def any_process(flag: bool) -> bool:
+    """True on every process if `flag` is true on any (e.g. a stop signal seen by one rank)."""
+    if not is_distributed():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0])
+    return bool(all_reduce_sum(t).item() > 0)
 
 
 def barrier() -> None:

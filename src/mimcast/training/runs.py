@@ -11,6 +11,7 @@ Run folder layout (everything mimcast writes for a run lives here):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -142,6 +143,10 @@ def preds_after_context(preds: torch.Tensor, context_len: int) -> torch.Tensor:
     return preds[:, context_len - 1 :]
 
 
+def _quiet(*_args, **_kwargs) -> None:
+    pass
+
+
 def train_run(
     cfg: RunConfig, run_dir: Path, resume: bool = False, overwrite: bool = False, log=print
 ) -> TrainState:
@@ -151,6 +156,8 @@ def train_run(
     if device_name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("train.device is cuda but no CUDA device is available")
     main = dist_utils.is_main()
+    if not main:  # only rank 0 reports
+        log = _quiet
     if main:
         prepare_run_dir(run_dir, resume, overwrite)
     dist_utils.barrier()
@@ -186,7 +193,7 @@ def train_run(
             cfg.train.val_sequences,
         )
 
-    t = cfg.train
+    t = dataclasses.replace(cfg.train, device=device_name)  # this process's device (LOCAL_RANK)
     trainer = Trainer(
         model, train_set, t, run_dir, context_len, validate, log, num_workers=cfg.data.num_workers
     )

@@ -177,8 +177,10 @@ class Trainer:
             self.state.step, self.cfg.batch_size, seq_len, self.context_len, self.cfg.seed
         )
         r = dist_utils.rank()
+
         def pick(m):
             return None if m is None else m[r * batch : (r + 1) * batch].to(self.device)
+
         return pick(mask), pick(ctx)
 
     def train_step(self, frames: Tensor) -> float | None:
@@ -197,7 +199,10 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.raw_model.parameters(), self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
         )
-        value = loss.item()
+        # The global batch's loss (mean of the equal per-rank means): the same value, and so the
+        # same NaN decision, on every rank, and the loss a 1-process run logs.
+        total = dist_utils.all_reduce_sum(loss.detach().float().clone())
+        value = total.item() / dist_utils.world_size()
         if not (math.isfinite(value) and torch.isfinite(grad_norm)):
             what = "loss" if not math.isfinite(value) else "gradient norm"
             if self.cfg.on_nan == "stop":
@@ -266,7 +271,8 @@ class Trainer:
                             loss=f"{loss:.4g}",
                             **({"seq/s": f"{row['seq_per_s']:.1f}"} if "seq_per_s" in row else {}),
                         )
-                if self._stop_signal is not None:
+                if dist_utils.any_process(self._stop_signal is not None):  # all ranks stop
+                    self._stop_signal = self._stop_signal or "a signal to another process"
                     if step % cfg.checkpoint_every and step != cfg.steps:
                         self.save()
                     self.log(
@@ -281,6 +287,7 @@ class Trainer:
                 logger.close()
                 if tb is not None:
                     tb.close()
+        dist_utils.barrier()  # rank 0's last checkpoint is on disk before any rank reads it
         return self.state
 
     # ---------------------------------------------------------------- signals

@@ -1,0 +1,215 @@
+"""`mimcast bench`: speed and memory of one model config, optimised path against plain eager fp32.
+
+Measured in one run, each path in a fresh child process (so peak RSS is its own):
+- training and inference sequences/s of the optimised path (mixed precision, channels_last,
+  batched input convolutions) and of a plain eager float32 path of the same model, and ratios;
+- achieved TFLOP/s (FLOPs of one step counted by torch.utils.flop_counter);
+- a convolution-bound ceiling computed on the spot: every convolution of the step timed alone
+  at its own shape and precision (forward + backward for training), summed;
+- peak resident memory of each child process.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import platform
+import resource
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from mimcast.models import create_model
+
+
+@dataclass
+class BenchConfig:
+    model: str = "mim"
+    hidden: int = 64
+    layers: int = 4
+    filter_size: int = 5
+    patch_size: int = 4
+    size: int = 64
+    channels: int = 1
+    batch: int = 8
+    seq_len: int = 20
+    context_len: int = 10
+    variant: str = "paper"
+    layer_norm: bool = False
+    steps: int = 5  # timed steps per measurement (after 2 warm-up steps)
+    threads: int = 0  # torch threads; 0 = torch's default
+
+
+def _build(cfg: BenchConfig, optimised: bool) -> nn.Module:
+    torch.manual_seed(0)
+    model = create_model(
+        cfg.model, in_channels=cfg.channels, height=cfg.size, width=cfg.size,
+        patch_size=cfg.patch_size, hidden=(cfg.hidden,) * cfg.layers,
+        filter_size=cfg.filter_size, layer_norm=cfg.layer_norm, variant=cfg.variant,
+    )
+    if optimised:
+        model = model.to(memory_format=torch.channels_last)
+    else:
+        model.batch_input_convs = False
+    return model
+
+
+def _inputs(cfg: BenchConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    frames = torch.rand(cfg.batch, cfg.seq_len, cfg.channels, cfg.size, cfg.size, generator=g)
+    mask = (torch.rand(cfg.batch, cfg.seq_len - cfg.context_len - 1, 1, 1, 1, generator=g) > 0.5)
+    return frames, mask.float()
+
+
+def _autocast(optimised: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=optimised)
+
+
+def _train_step(model, opt, frames, mask, cfg, optimised) -> None:
+    opt.zero_grad(set_to_none=True)
+    with _autocast(optimised):
+        preds = model(frames, cfg.context_len, mask)
+    loss = torch.mean((preds.float() - frames[:, 1:]) ** 2)
+    loss.backward()
+    opt.step()
+
+
+def _time(fn, steps: int) -> float:
+    for _ in range(2):
+        fn()
+    t = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t) / steps
+
+
+def _measure(cfg: BenchConfig, optimised: bool) -> dict[str, Any]:
+    """Run in a child process: times, FLOPs and peak RSS of one path."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model = _build(cfg, optimised)
+    frames, mask = _inputs(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    train_s = _time(lambda: _train_step(model, opt, frames, mask, cfg, optimised), cfg.steps)
+
+    def infer() -> None:
+        with _autocast(optimised):
+            model.predict(frames[:, : cfg.context_len], cfg.seq_len - cfg.context_len)
+
+    model.eval()
+    infer_s = _time(infer, cfg.steps)
+    model.train()
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        _train_step(model, opt, frames, mask, cfg, optimised)
+    train_flops = counter.get_total_flops()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model.predict(frames[:, : cfg.context_len], cfg.seq_len - cfg.context_len)
+    infer_flops = counter.get_total_flops()
+    out = {
+        "train_seq_s": cfg.batch / train_s, "infer_seq_s": cfg.batch / infer_s,
+        "train_tflops": train_flops / train_s / 1e12, "infer_tflops": infer_flops / infer_s / 1e12,
+        "train_step_s": train_s, "infer_s": infer_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if optimised:
+        out.update(_conv_ceiling(cfg, model, frames, mask, train_s, infer_s))
+    return out
+
+
+def _conv_ceiling(cfg, model, frames, mask, train_s: float, infer_s: float) -> dict[str, float]:
+    """Time every convolution of a step alone, at its own shape and precision, and sum."""
+    calls: Counter = Counter()
+
+    def hook(mod: nn.Conv2d, args, _out) -> None:
+        calls[(id(mod), tuple(args[0].shape), args[0].requires_grad)] += 1
+
+    convs = {id(m): m for m in model.modules() if isinstance(m, nn.Conv2d)}
+    handles = [m.register_forward_hook(hook) for m in convs.values()]
+    with _autocast(True):
+        model(frames, cfg.context_len, mask)
+    for h in handles:
+        h.remove()
+    fwd_total = bwd_total = 0.0
+    for (mid, shape, needs_grad), n in calls.items():
+        conv = convs[mid]
+        x = torch.randn(shape).to(memory_format=torch.channels_last).requires_grad_(needs_grad)
+        with _autocast(True):
+            y = conv(x)
+        g = torch.randn_like(y)
+
+        def fwd(conv=conv, x=x) -> None:
+            with torch.no_grad(), _autocast(True):
+                conv(x)
+
+        def fwd_bwd(conv=conv, x=x, g=g) -> None:
+            with _autocast(True):
+                y = conv(x)
+            y.backward(g)
+
+        t_f = _time(fwd, 3)
+        t_fb = _time(fwd_bwd, 3)
+        fwd_total += n * t_f
+        bwd_total += n * t_fb
+    return {
+        "conv_ceiling_train_s": bwd_total, "conv_ceiling_fwd_s": fwd_total,
+        "train_vs_ceiling": bwd_total / train_s, "conv_calls": sum(calls.values()),
+    }
+
+
+def _child(cfg: dict, optimised: bool, queue) -> None:
+    queue.put(_measure(BenchConfig(**cfg), optimised))
+
+
+def run_bench(cfg: BenchConfig) -> dict[str, Any]:
+    """Measure both paths, each in a fresh process; returns the numbers and their ratios."""
+    ctx = mp.get_context("spawn")
+    results = {}
+    for name, optimised in (("optimised", True), ("plain_fp32", False)):
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_child, args=(asdict(cfg), optimised, queue))
+        proc.start()
+        results[name] = queue.get()
+        proc.join()
+    o, p = results["optimised"], results["plain_fp32"]
+    results["ratio_train"] = o["train_seq_s"] / p["train_seq_s"]
+    results["ratio_infer"] = o["infer_seq_s"] / p["infer_seq_s"]
+    results["config"] = asdict(cfg)
+    results["machine"] = {
+        "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "python": platform.python_version(),
+    }
+    return results
+
+
+def format_bench(r: dict[str, Any]) -> str:
+    c, o, p = r["config"], r["optimised"], r["plain_fp32"]
+    head = (f"{c['model']} ({c['variant']}) {c['layers']}x{c['hidden']}, filter {c['filter_size']}, "
+            f"{c['size']}x{c['size']}x{c['channels']} patch {c['patch_size']}, batch {c['batch']}, "
+            f"{c['context_len']}->{c['seq_len'] - c['context_len']}")
+    rows = [
+        head, "",
+        "| path | train seq/s | infer seq/s | train TFLOP/s | infer TFLOP/s | peak RSS MB |",
+        "|---|---|---|---|---|---|",
+        f"| optimised (bf16-mixed, channels_last) | {o['train_seq_s']:.2f} | {o['infer_seq_s']:.2f}"
+        f" | {o['train_tflops']:.3f} | {o['infer_tflops']:.3f} | {o['peak_rss_mb']:.0f} |",
+        f"| plain eager fp32 | {p['train_seq_s']:.2f} | {p['infer_seq_s']:.2f} | "
+        f"{p['train_tflops']:.3f} | {p['infer_tflops']:.3f} | {p['peak_rss_mb']:.0f} |",
+        f"| ratio | {r['ratio_train']:.2f}x | {r['ratio_infer']:.2f}x | | | |",
+        "",
+        f"Convolution-bound ceiling of a training step: {o['conv_ceiling_train_s']:.3f} s for "
+        f"{o['conv_calls']} convolution calls timed alone; the step takes "
+        f"{o['train_step_s']:.3f} s, i.e. {100 * o['train_vs_ceiling']:.0f}% of the ceiling.",
+    ]
+    return "\n".join(rows)
+
+
+def main_json(cfg: BenchConfig) -> str:
+    return json.dumps(run_bench(cfg), indent=1)

