@@ -135,22 +135,31 @@ def predict_run(
     pred_model = np.concatenate(outs).astype(np.float64)
     pred = (pred_model * scale + offset).astype(np.float32)
     result = pred[0] if single else pred
-    _atomic_save(output_path, result)
-    if gif is not None:
-        viz.save_gif(pred_model[0], gif, vrange=(lo, hi), scale=2)
-    if png is not None:
-        viz.save_strip(x[0], None, pred_model[0], png, vrange=(lo, hi))
+    # Everything is written under temporary names and renamed at the end: all or nothing.
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, write in (
+            (gif, lambda t: viz.save_gif(pred_model[0], t, vrange=(lo, hi), scale=2)),
+            (png, lambda t: viz.save_strip(x[0], None, pred_model[0], t, vrange=(lo, hi))),
+            (output_path, lambda t: _save_array(t, result)),
+        ):
+            if target is not None:
+                tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}")
+                staged.append((tmp, target))
+                write(tmp)
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    finally:
+        for tmp, _ in staged:
+            if tmp.exists():
+                tmp.unlink()
     return result
 
 
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        if path.suffix == ".npz":
-            np.savez(tmp, prediction=array)
-        else:
-            np.save(tmp, array)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def _save_array(path: Path, array: np.ndarray) -> None:
+    if path.suffix == ".npz":
+        with open(path, "wb") as f:
+            np.savez(f, prediction=array)
+    else:
+        with open(path, "wb") as f:
+            np.save(f, array)
