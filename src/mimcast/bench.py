@@ -47,9 +47,15 @@ class BenchConfig:
 def _build(cfg: BenchConfig, optimised: bool) -> nn.Module:
     torch.manual_seed(0)
     model = create_model(
-        cfg.model, in_channels=cfg.channels, height=cfg.size, width=cfg.size,
-        patch_size=cfg.patch_size, hidden=(cfg.hidden,) * cfg.layers,
-        filter_size=cfg.filter_size, layer_norm=cfg.layer_norm, variant=cfg.variant,
+        cfg.model,
+        in_channels=cfg.channels,
+        height=cfg.size,
+        width=cfg.size,
+        patch_size=cfg.patch_size,
+        hidden=(cfg.hidden,) * cfg.layers,
+        filter_size=cfg.filter_size,
+        layer_norm=cfg.layer_norm,
+        variant=cfg.variant,
     )
     if optimised:
         model = model.to(memory_format=torch.channels_last)
@@ -61,7 +67,7 @@ def _build(cfg: BenchConfig, optimised: bool) -> nn.Module:
 def _inputs(cfg: BenchConfig) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     frames = torch.rand(cfg.batch, cfg.seq_len, cfg.channels, cfg.size, cfg.size, generator=g)
-    mask = (torch.rand(cfg.batch, cfg.seq_len - cfg.context_len - 1, 1, 1, 1, generator=g) > 0.5)
+    mask = torch.rand(cfg.batch, cfg.seq_len - cfg.context_len - 1, 1, 1, 1, generator=g) > 0.5
     return frames, mask.float()
 
 
@@ -114,9 +120,12 @@ def _measure(cfg: BenchConfig, optimised: bool) -> dict[str, Any]:
         model.predict(frames[:, : cfg.context_len], cfg.seq_len - cfg.context_len)
     infer_flops = counter.get_total_flops()
     out = {
-        "train_seq_s": cfg.batch / train_s, "infer_seq_s": cfg.batch / infer_s,
-        "train_tflops": train_flops / train_s / 1e12, "infer_tflops": infer_flops / infer_s / 1e12,
-        "train_step_s": train_s, "infer_s": infer_s,
+        "train_seq_s": cfg.batch / train_s,
+        "infer_seq_s": cfg.batch / infer_s,
+        "train_tflops": train_flops / train_s / 1e12,
+        "infer_tflops": infer_flops / infer_s / 1e12,
+        "train_step_s": train_s,
+        "infer_s": infer_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if optimised:
@@ -159,8 +168,10 @@ def _conv_ceiling(cfg, model, frames, mask, train_s: float, infer_s: float) -> d
         fwd_total += n * t_f
         bwd_total += n * t_fb
     return {
-        "conv_ceiling_train_s": bwd_total, "conv_ceiling_fwd_s": fwd_total,
-        "train_vs_ceiling": bwd_total / train_s, "conv_calls": sum(calls.values()),
+        "conv_ceiling_train_s": bwd_total,
+        "conv_ceiling_fwd_s": fwd_total,
+        "train_vs_ceiling": bwd_total / train_s,
+        "conv_calls": sum(calls.values()),
     }
 
 
@@ -183,19 +194,24 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     results["ratio_infer"] = o["infer_seq_s"] / p["infer_seq_s"]
     results["config"] = asdict(cfg)
     results["machine"] = {
-        "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
     }
     return results
 
 
 def format_bench(r: dict[str, Any]) -> str:
     c, o, p = r["config"], r["optimised"], r["plain_fp32"]
-    head = (f"{c['model']} ({c['variant']}) {c['layers']}x{c['hidden']}, filter {c['filter_size']}, "
-            f"{c['size']}x{c['size']}x{c['channels']} patch {c['patch_size']}, batch {c['batch']}, "
-            f"{c['context_len']}->{c['seq_len'] - c['context_len']}")
+    head = (
+        f"{c['model']} ({c['variant']}) {c['layers']}x{c['hidden']}, filter {c['filter_size']}, "
+        f"{c['size']}x{c['size']}x{c['channels']} patch {c['patch_size']}, batch {c['batch']}, "
+        f"{c['context_len']}->{c['seq_len'] - c['context_len']}"
+    )
     rows = [
-        head, "",
+        head,
+        "",
         "| path | train seq/s | infer seq/s | train TFLOP/s | infer TFLOP/s | peak RSS MB |",
         "|---|---|---|---|---|---|",
         f"| optimised (bf16-mixed, channels_last) | {o['train_seq_s']:.2f} | {o['infer_seq_s']:.2f}"

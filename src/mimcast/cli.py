@@ -1,7 +1,9 @@
 """The `mimcast` command: train, evaluate, predict (and bench, experiment).
 
 Bad input anywhere gives one line `mimcast: error: ...` on stderr and exit code 2, with no
-traceback and nothing written.
+traceback and nothing written. Other exit codes: 1 for an I/O failure outside checkpointing
+(one line too), 130 / 143 when training was stopped by SIGINT / SIGTERM after saving a
+checkpoint (continue with --resume), 130 for a second Ctrl-C that aborts at once.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from mimcast.errors import MimcastError
+from mimcast.errors import ConfigError, MimcastError
 
 EXIT_USAGE = 2
+EXIT_IO = 1
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,6 +92,32 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--layer-norm", action="store_true")
     b.add_argument("--steps", type=int, default=5)
     b.add_argument("--json", type=Path, help="also write the raw numbers here")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+
+    x = sub.add_parser(
+        "experiment", help="run a study of the paper end to end and write its report"
+    )
+    x.add_argument("name", help="table1, table2, table3 or forget-gates")
+    x.add_argument("--preset", default="cpu", help="cpu (default: ~1 h on 2 cores) or paper (GPU)")
+    x.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    x.add_argument("--out", type=Path, help="run folders (default runs/experiments/NAME)")
+    x.add_argument("--report-dir", type=Path, help="report (default docs/experiments/NAME)")
+    x.add_argument("--steps", type=int, help="training steps of every model (tiny tests)")
+    x.add_argument("--data", help="another data set than the study's")
+    x.add_argument("--data-root")
+    x.add_argument("--device", help="cpu or cuda[:N]")
+    x.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="train even where a sibling study holds the identical finished run",
+    )
+    x.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config key, for every model, e.g. model.hidden=[16,16,16,16]",
+    )
     return p
 
 
@@ -122,10 +152,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     from mimcast.training.runs import train_run
 
     cfg = resolve_config(a.preset, a.config, _overrides(a))
-    train_run(cfg, a.run_dir, resume=a.resume, overwrite=a.overwrite)
+    state = train_run(cfg, a.run_dir, resume=a.resume, overwrite=a.overwrite)
+    if state.stopped_by is not None:  # a graceful stop: checkpoint saved, no evaluation
+        return EXIT_SIGNAL.get(state.stopped_by, 143)
     if not a.no_eval:
         from mimcast.evaluation import evaluate_run
-
         from mimcast.training.distributed import is_main
 
         evaluate_run(a.run_dir, device=cfg.train.device)
@@ -156,10 +187,22 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     from mimcast.bench import BenchConfig, format_bench, run_bench
 
+    if a.json is not None:
+        if a.json.exists() and not a.overwrite:
+            raise ConfigError(f"{a.json} exists: pass --overwrite to replace it")
+        if not a.json.parent.is_dir():
+            raise ConfigError(f"output folder {a.json.parent} does not exist")
     cfg = BenchConfig(
-        model=a.model, hidden=a.hidden, layers=a.layers, filter_size=a.filter_size,
-        patch_size=a.patch_size, size=a.size, batch=a.batch, variant=a.variant,
-        layer_norm=a.layer_norm, steps=a.steps,
+        model=a.model,
+        hidden=a.hidden,
+        layers=a.layers,
+        filter_size=a.filter_size,
+        patch_size=a.patch_size,
+        size=a.size,
+        batch=a.batch,
+        variant=a.variant,
+        layer_norm=a.layer_norm,
+        steps=a.steps,
     )
     result = run_bench(cfg)
     print(format_bench(result))
@@ -168,9 +211,38 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment(a: argparse.Namespace) -> int:
+    from mimcast.experiments import run_study
+
+    report = run_study(
+        a.name,
+        a.preset,
+        tuple(a.seeds),
+        a.out,
+        a.report_dir,
+        a.steps,
+        tuple(a.set),
+        a.data,
+        a.data_root,
+        a.device,
+        reuse=not a.no_reuse,
+    )
+    print(f"report: {report}")
+    return 0
+
+
 COMMANDS = {
-    "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "bench": cmd_bench,
+    "experiment": cmd_experiment,
 }
+
+
+def _one_line(e: BaseException) -> str:
+    """The message on one line (YAML errors, say, span several)."""
+    return " ".join(str(e).split())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,8 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except MimcastError as e:
-        print(f"mimcast: error: {e}", file=sys.stderr)
+        print(f"mimcast: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as e:  # a full disk, a read-only folder: not bad input, but no traceback
+        print(f"mimcast: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_IO
     except KeyboardInterrupt:
         print("mimcast: interrupted", file=sys.stderr)
         return 130

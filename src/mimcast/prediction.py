@@ -40,7 +40,10 @@ def save_data_spec(run_dir: Path, dataset) -> dict:
         "units_offset": offset,
         "context_len": int(dataset.context_len),
     }
-    (Path(run_dir) / DATA_JSON).write_text(json.dumps(spec, indent=1))
+    path = Path(run_dir) / DATA_JSON
+    tmp = path.with_name(f".{DATA_JSON}.tmp")  # written whole or not at all
+    tmp.write_text(json.dumps(spec, indent=1))
+    os.replace(tmp, path)
     return spec
 
 
@@ -48,7 +51,14 @@ def read_data_spec(run_dir: Path) -> dict:
     path = Path(run_dir) / DATA_JSON
     if not path.is_file():
         raise ConfigError(f"{run_dir} has no {DATA_JSON}: is it a mimcast run folder?")
-    return json.loads(path.read_text())
+    try:
+        spec = json.loads(path.read_text())
+    except ValueError as e:
+        raise ConfigError(f"{path} is damaged: {e}") from e
+    keys = ("frame_shape", "value_range", "units_scale", "units_offset")
+    if not isinstance(spec, dict) or any(k not in spec for k in keys):
+        raise ConfigError(f"{path} is damaged: it needs the keys {', '.join(keys)}")
+    return spec
 
 
 def load_context(path: Path) -> np.ndarray:

@@ -8,8 +8,10 @@ Layout inside a run folder:
                                                   tensors file
     checkpoints/last.json, checkpoints/best.json  pointers {"dir": "step-000200"}
 
-A step folder is written under a temporary name and renamed into place; the pointer is then
-replaced with os.replace. A kill at any moment leaves each pointer naming a complete folder.
+A step folder is written under a temporary name and renamed into place (a step saved twice
+gets a new folder, step-000200-2); the pointer is then replaced with os.replace. A kill at any
+moment leaves each pointer naming a complete folder; a failed write (a full disk) raises
+CheckpointError and leaves the previous checkpoint as it was.
 Nothing is unpickled: a tampered or truncated file fails its hash or its parse and is refused.
 """
 
@@ -125,49 +127,70 @@ def save_checkpoint(
         tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
     name = f"step-{step:07d}"
+    # The same step saved again (e.g. on a stop signal) goes to a fresh folder: the folder a
+    # pointer names is never moved or removed before the pointer names another complete one.
+    k = 1
+    while (directory / name).exists():
+        k += 1
+        name = f"step-{step:07d}-{k}"
     final = directory / name
     tmp = directory / f".{name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_file(tensors, str(tmp / TENSORS))
-    state = {
-        "format": FORMAT,
-        "step": step,
-        "model_config": model.config.to_dict(),
-        "optimizer": opt_meta,
-        "extra": extra or {},
-        "sha256": _sha256(tmp / TENSORS),
-    }
-    (tmp / STATE).write_text(json.dumps(state, indent=1))
-    for f in (tmp / TENSORS, tmp / STATE):
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    if final.exists():  # the same step saved again (e.g. last, then best): replace it whole
-        old = directory / f".{name}.old-{os.getpid()}"
-        os.replace(final, old)
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        save_file(tensors, str(tmp / TENSORS))
+        state = {
+            "format": FORMAT,
+            "step": step,
+            "model_config": model.config.to_dict(),
+            "optimizer": opt_meta,
+            "extra": extra or {},
+            "sha256": _sha256(tmp / TENSORS),
+        }
+        (tmp / STATE).write_text(json.dumps(state, indent=1))
+        for f in (tmp / TENSORS, tmp / STATE):
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-    _fsync_dir(directory)
-    for pointer in pointers:
-        _atomic_write_text(directory / f"{pointer}.json", json.dumps({"dir": name, "step": step}))
+        _fsync_dir(directory)
+        for pointer in pointers:
+            _atomic_write_text(
+                directory / f"{pointer}.json", json.dumps({"dir": name, "step": step})
+            )
+    except OSError as e:  # a full disk, a read-only folder: keep what was there, say so
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = _pointed(directory)
+        raise CheckpointError(
+            f"cannot write the checkpoint of step {step} in {directory}: "
+            f"{e.strerror or e}; "
+            + (f"the previous checkpoint ({', '.join(kept)}) is kept" if kept else "none is kept")
+        ) from e
     _collect_garbage(directory)
     return final
 
 
-def _collect_garbage(directory: Path) -> None:
-    """Remove step folders no pointer names (and leftovers of interrupted writes)."""
-    keep = set()
+def _pointed(directory: Path) -> list[str]:
+    """Step folders named by the pointers (last, best) that exist."""
+    keep = []
     for pointer in ("last", "best"):
         p = directory / f"{pointer}.json"
         if p.is_file():
-            with contextlib.suppress(ValueError, KeyError):
-                keep.add(json.loads(p.read_text())["dir"])
+            with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
+                name = json.loads(p.read_text())["dir"]
+                if name not in keep and (directory / name).is_dir():
+                    keep.append(name)
+    return keep
+
+
+def _collect_garbage(directory: Path) -> None:
+    """Remove step folders no pointer names (and leftovers of interrupted writes)."""
+    keep = set(_pointed(directory))
     for child in directory.iterdir():
         if child.is_dir() and child.name.startswith(("step-", ".step-")) and child.name not in keep:
             shutil.rmtree(child, ignore_errors=True)
+        elif child.is_file() and child.name.startswith(".") and ".json.tmp-" in child.name:
+            child.unlink(missing_ok=True)  # a pointer write cut short
 
 
 def resolve_checkpoint(run_or_ckpt: Path, which: str = "last") -> Path:
@@ -223,8 +246,26 @@ def load_checkpoint(path: Path, which: str = "last") -> Checkpoint:
 
 
 def load_model(path: Path, which: str = "best", device: str = "cpu") -> Forecaster:
-    """Rebuild a model from a checkpoint alone (its saved ModelConfig) and load its weights."""
+    """Rebuild a model from a checkpoint alone (its saved ModelConfig) and load its weights.
+
+    In a run folder the checkpoint must be of the run's own model (model.json): a checkpoint
+    copied in from another run is refused rather than evaluated under this run's name.
+    """
     ckpt = load_checkpoint(path, which)
+    run_model = Path(path) / "model.json"
+    if run_model.is_file():
+        try:
+            expected = ModelConfig.from_dict(json.loads(run_model.read_text()))
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{run_model} is damaged: {e}") from e
+        if expected != ckpt.model_config:
+            got = ckpt.model_config
+            raise CheckpointError(
+                f"checkpoint {ckpt.path} is of another model ({got.name}, hidden "
+                f"{list(got.hidden)}, frames {(got.in_channels, got.height, got.width)}) than "
+                f"the run in {path} ({expected.name}, hidden {list(expected.hidden)}, frames "
+                f"{(expected.in_channels, expected.height, expected.width)})"
+            )
     model = build_model(ckpt.model_config)
     load_weights(model, ckpt.model, str(ckpt.path))
     return model.to(device).eval()

@@ -92,7 +92,13 @@ PAPER = {"model": {"hidden": [64] * 4, "filter_size": 5, "layer_norm": True}}
 PRESETS: dict[str, dict[str, Any]] = {
     # Sized for a 2-core CPU: learns Moving MNIST visibly in about 10 minutes (blurry is expected).
     "quick": {
-        "model": {"name": "mim", "hidden": [32] * 4, "patch_size": 4, "layer_norm": False},
+        "model": {
+            "name": "mim",
+            "hidden": [32] * 4,
+            "filter_size": 3,
+            "patch_size": 4,
+            "layer_norm": False,
+        },
         "data": {"name": "mmnist", "options": {"seq_len": 20, "context_len": 10}},
         "train": {
             "steps": 600,

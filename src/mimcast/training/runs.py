@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -23,20 +24,33 @@ import yaml
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from mimcast.data import build_dataset
-from mimcast.errors import ConfigError
+from mimcast.errors import ConfigError, MimcastError
 from mimcast.models import ModelConfig, build_model
 from mimcast.models.rollout import Forecaster
 from mimcast.prediction import save_data_spec
 from mimcast.training import distributed as dist_utils
-from mimcast.training.config import RunConfig, config_from_dict, write_config
+from mimcast.training.config import RunConfig, config_from_dict
 from mimcast.training.trainer import Trainer, TrainState, autocast
 
 # What mimcast itself writes into a run folder; --overwrite removes these and nothing else.
-ARTIFACTS = ("config.yaml", "model.json", "log.csv", "report.md", "checkpoints", "eval", "tb")
+ARTIFACTS = (
+    "config.yaml",
+    "model.json",
+    "data.json",
+    "log.csv",
+    "report.md",
+    "checkpoints",
+    "eval",
+    "tb",
+)
 
 
-def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Check the run folder can be used; never delete the folder or files mimcast did not write."""
+def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool, clear: bool = True) -> None:
+    """Check the run folder can be used; never delete the folder or files mimcast did not write.
+
+    With overwrite, the old run's artifacts are removed (clear=False: only checked; train_run
+    removes them once the config, data and model are known to be good).
+    """
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
     if run_dir.exists() and not run_dir.is_dir():
@@ -60,6 +74,12 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
             f"run folder {run_dir} already holds a run: pass --resume to continue it or "
             "--overwrite to start it again"
         )
+    if clear:
+        clear_run_dir(run_dir)
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Remove what mimcast wrote in a run folder (ARTIFACTS), nothing else."""
     for name in ARTIFACTS:
         p = run_dir / name
         if p.is_dir():
@@ -83,7 +103,12 @@ def datasets(cfg: RunConfig, splits: tuple[str, ...]) -> dict[str, Dataset]:
         if split != "train":
             options.update(d.eval_options)
         options.setdefault("patch_size", cfg.model.patch_size)  # names the file if it fails
-        out[split] = build_dataset(d.name, split, root=d.root, **options)
+        try:
+            out[split] = build_dataset(d.name, split, root=d.root, **options)
+        except MimcastError:
+            raise
+        except (TypeError, ValueError) as e:  # an option of the wrong type (data.options)
+            raise ConfigError(f"data set {d.name!r}, {split} split: bad data.options: {e}") from e
     return out
 
 
@@ -143,6 +168,13 @@ def preds_after_context(preds: torch.Tensor, context_len: int) -> torch.Tensor:
     return preds[:, context_len - 1 :]
 
 
+def _atomic_write(path: Path, text: str) -> None:
+    """Write under a temporary name, then rename: a kill leaves the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def _quiet(*_args, **_kwargs) -> None:
     pass
 
@@ -159,7 +191,7 @@ def train_run(
     if not main:  # only rank 0 reports
         log = _quiet
     if main:
-        prepare_run_dir(run_dir, resume, overwrite)
+        prepare_run_dir(run_dir, resume, overwrite, clear=False)  # removes nothing yet
     dist_utils.barrier()
     if resume:
         saved = read_run_config(run_dir)
@@ -174,11 +206,6 @@ def train_run(
     mcfg = model_config(cfg, tuple(train_set.frame_shape))
     torch.manual_seed(cfg.train.seed)
     model = build_model(mcfg)
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_config(cfg, run_dir / "config.yaml")
-        (run_dir / "model.json").write_text(json.dumps(mcfg.to_dict(), indent=1))
-        save_data_spec(run_dir, val_set)
     device = torch.device(device_name)
     val_context = int(getattr(val_set, "context_len", context_len))
 
@@ -197,9 +224,17 @@ def train_run(
     trainer = Trainer(
         model, train_set, t, run_dir, context_len, validate, log, num_workers=cfg.data.num_workers
     )
-    if resume:
+    if resume:  # the checkpoint is read and verified before anything is written
         trainer.resume()
         log(f"resuming {run_dir} at step {trainer.state.step}")
+    if main:  # the inputs are good: only now is anything removed or written
+        if overwrite and (run_dir / "config.yaml").is_file():
+            clear_run_dir(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        _atomic_write(run_dir / "model.json", json.dumps(mcfg.to_dict(), indent=1))
+        save_data_spec(run_dir, val_set)
+    dist_utils.barrier()
     n_params = sum(p.numel() for p in model.parameters())
     log(
         f"training {mcfg.name} ({mcfg.variant}, {n_params / 1e6:.2f}M parameters) on "

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from mimcast.errors import MimcastError
+from mimcast.errors import DataError, MimcastError
 from mimcast.training import distributed as dist_utils
 from mimcast.training.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from mimcast.training.config import TrainSection
@@ -89,6 +89,7 @@ class TrainState:
     best_val: float = math.inf
     best_step: int = -1
     skipped: int = 0
+    stopped_by: str | None = None  # the signal that stopped the run early (SIGINT, SIGTERM)
 
 
 class Trainer:
@@ -169,6 +170,8 @@ class Trainer:
         )
         if "torch_rng" in ckpt.extra:
             torch.set_rng_state(ckpt.extra["torch_rng"])
+        if dist_utils.is_main():
+            _trim_log(self.run_dir / "log.csv", ckpt.step)
 
     # ---------------------------------------------------------------- the loop
     def _masks(self, batch: int, seq_len: int) -> tuple[Tensor | None, Tensor | None]:
@@ -213,6 +216,10 @@ class Trainer:
                 )
             self.optimizer.zero_grad(set_to_none=True)
             self.state.skipped += 1
+            self.log(
+                f"step {self.state.step + 1}: the {what} is not finite; batch skipped "
+                f"({self.state.skipped} so far)"
+            )
             return None
         self.optimizer.step()
         return value
@@ -238,7 +245,7 @@ class Trainer:
         old_handlers = self._install_signal_handlers()
         self.raw_model.train()
         try:
-            for frames in loader:
+            for frames in _named_steps(loader, self.state):
                 loss = self.train_step(frames)
                 self.state.step += 1
                 step = self.state.step
@@ -253,12 +260,13 @@ class Trainer:
                 )
                 best = False
                 if val_due:
-                    row["val_mse"] = self.validate(self.raw_model)
+                    try:
+                        row["val_mse"] = self.validate(self.raw_model)
+                    except DataError as e:
+                        raise DataError(f"validation at step {step}: {e}") from e
                     self.raw_model.train()
                     if row["val_mse"] < self.state.best_val:
                         self.state.best_val, self.state.best_step, best = row["val_mse"], step, True
-                if best or step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                    self.save(best=best)
                 if main:
                     logger.write(row)
                     if tb is not None:
@@ -271,9 +279,15 @@ class Trainer:
                             loss=f"{loss:.4g}",
                             **({"seq/s": f"{row['seq_per_s']:.1f}"} if "seq_per_s" in row else {}),
                         )
+                # Logged first, saved second: a kill in between leaves a row past the checkpoint,
+                # which a resume drops, never a checkpoint whose row is missing.
+                saved = best or step % cfg.checkpoint_every == 0 or step == cfg.steps
+                if saved:
+                    self.save(best=best)
                 if dist_utils.any_process(self._stop_signal is not None):  # all ranks stop
                     self._stop_signal = self._stop_signal or "a signal to another process"
-                    if step % cfg.checkpoint_every and step != cfg.steps:
+                    self.state.stopped_by = self._stop_signal
+                    if not saved:
                         self.save()
                     self.log(
                         f"stopped by {self._stop_signal} at step {step}; checkpoint saved, "
@@ -292,7 +306,9 @@ class Trainer:
 
     # ---------------------------------------------------------------- signals
     def _install_signal_handlers(self) -> dict:
-        def handler(signum, _frame):  # finish the step, save, stop
+        def handler(signum, _frame):  # finish the step, save, stop; a second signal aborts
+            if self._stop_signal is not None:
+                raise KeyboardInterrupt
             self._stop_signal = signal.Signals(signum).name
 
         old = {}
@@ -305,6 +321,44 @@ class Trainer:
     def _restore_signal_handlers(old: dict) -> None:
         for sig, h in old.items():
             signal.signal(sig, h)
+
+
+def _named_steps(loader: DataLoader, state: TrainState) -> Iterator[Tensor]:
+    """The loader's batches; a data error while reading one names the step it was for."""
+    it = iter(loader)
+    while True:
+        try:
+            frames = next(it)
+        except StopIteration:
+            return
+        except DataError as e:
+            msg = str(e).strip()
+            if "Original Traceback" in msg:  # raised in a DataLoader worker: keep its message
+                msg = msg.splitlines()[-1].split(": ", 1)[-1]
+            raise DataError(f"step {state.step + 1}: {msg}") from e
+        yield frames
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log rows after `step` (written after the checkpoint a resume starts from, or cut
+    short by a kill), so the resumed run's rows follow on without duplicates."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:  # keep the csv module's \r\n line ends as they are
+        lines = f.read().splitlines(keepends=True)
+    if not lines or not lines[0].endswith("\n"):  # the header itself was cut short
+        path.unlink()  # _CsvLog writes a new one
+        return
+    keep = [lines[0]]
+    for line in lines[1:]:
+        first = line.split(",", 1)[0]
+        if line.endswith("\n") and first.isdigit() and int(first) <= step:
+            keep.append(line)
+    if len(keep) != len(lines):
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", newline="") as f:
+            f.write("".join(keep))
+        tmp.replace(path)
 
 
 class _CsvLog:

@@ -1,0 +1,197 @@
+"""`mimcast experiment`: every study end to end on a tiny budget, resume, and gate accounting."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from mimcast import cli
+from mimcast.experiments import MODELS, STUDIES, run_study, study_configs
+from mimcast.forget_gates import GateStats, merge_seeds
+
+TINY = (
+    "model.hidden=[4,4]",
+    "model.filter_size=3",
+    "data.options.canvas=32",
+    "data.options.seq_len=6",
+    "data.options.context_len=3",
+    "data.options.num_sequences=8",
+    "eval.num_sequences=4",
+    "eval.batch_size=4",
+    "eval.show=1",
+    "train.val_sequences=4",
+    "train.batch_size=4",
+)
+
+
+def _run(name: str, tmp: Path, seeds=(0,), log=None) -> tuple[Path, dict]:
+    report = run_study(
+        name,
+        "cpu",
+        seeds,
+        tmp / "runs" / name,
+        tmp / "docs" / name,
+        steps=2,
+        sets=TINY,
+        log=log or (lambda *_: None),
+    )
+    return report, json.loads((report.parent / "results.json").read_text())
+
+
+def _check_report(name: str, report: Path, results: dict, seeds: tuple[int, ...]) -> str:
+    text = report.read_text()
+    study = STUDIES[name]
+    assert results["study"] == name and results["seeds"] == list(seeds)
+    assert set(results["models"]) == set(study.models)
+    for label in study.models:
+        r = results["models"][label]
+        assert set(r["seeds"]) == {str(s) for s in seeds}
+        for s in r["seeds"].values():
+            assert math.isfinite(s["mean"]["mse"]) and len(s["per_frame"]["ssim"]) == 3
+            assert s["config"]["train"]["steps"] == 2 and s["config"]["model"]["hidden"] == [4, 4]
+        assert len(r["per_frame_mean"]["mse"]) == 3
+        assert f"| {MODELS[label][0]} |" in text
+    for pic in ("framewise_mse.png", "framewise_ssim.png"):
+        assert Image.open(report.parent / pic).size[0] > 100 and f"]({pic})" in text
+    assert results["command"].startswith(f"mimcast experiment {name} --preset cpu --seeds")
+    assert results["machine"]["torch"] == torch.__version__ and results["budget"]
+    assert "## Reproduce" in text and results["command"] in text
+    assert not any((report.parent / "runs").glob("*"))  # run folders stay out of the report
+    return text
+
+
+def test_table1_two_seeds_skips_finished_and_resumes(tmp_path: Path) -> None:
+    report, results = _run("table1", tmp_path, seeds=(0, 1))
+    text = _check_report("table1", report, results, (0, 1))
+    assert "| MIM | 1 |" in text and "| ConvLSTM | 0 |" in text
+    assert "spread" in text and "| PredRNN | 0.867 | 56.8 | 126.1 |" in text
+    assert len(results["comparisons"]) == 3
+    assert all(
+        m["spread"] in ("exceeds", "within")
+        for c in results["comparisons"]
+        for m in c["metrics"].values()
+    )
+    # Re-running trains nothing; a run without its finished marker is resumed (no new steps)
+    # and evaluated again.
+    shutil.rmtree(tmp_path / "runs" / "table1" / "runs" / "mim-seed1" / "eval")
+    (tmp_path / "runs" / "table1" / "runs" / "mim-seed1" / "experiment.json").unlink()
+    logs: list[str] = []
+    _, again = _run("table1", tmp_path, seeds=(0, 1), log=logs.append)
+    assert sum(m.startswith("resuming ") for m in logs) == 1
+    assert any("nothing to do" in m for m in logs)
+    log_csv = tmp_path / "runs" / "table1" / "runs" / "mim-seed1" / "log.csv"
+    assert len(log_csv.read_text().splitlines()) == 3  # header and steps 1, 2: none added
+    assert (
+        again["models"]["mim"]["seeds"]["1"]["mean"]
+        == results["models"]["mim"]["seeds"]["1"]["mean"]
+    )
+
+
+def test_table2_ablations(tmp_path: Path) -> None:
+    report, results = _run("table2", tmp_path)
+    text = _check_report("table2", report, results, (0,))
+    cfgs = {k: v["seeds"]["0"]["config"]["model"] for k, v in results["models"].items()}
+    assert cfgs["mim-no-mimn"]["mim_n"] is False and cfgs["mim-no-mims"]["mim_s"] is False
+    assert "MIM without MIM-S" in text and "one seed: spread unknown" in text
+
+
+def test_table3_through_the_cli(tmp_path: Path, capsys) -> None:
+    out, docs = tmp_path / "runs" / "table3", tmp_path / "docs" / "table3"
+    rc = cli.main(
+        [
+            "experiment",
+            "table3",
+            "--seeds",
+            "0",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            "--report-dir",
+            str(docs),
+            "--set",
+            *TINY,
+        ]
+    )
+    assert rc == 0
+    assert f"report: {docs / 'report.md'}" in capsys.readouterr().out
+    results = json.loads((docs / "results.json").read_text())
+    _check_report("table3", docs / "report.md", results, (0,))
+    assert results["models"]["mim"]["seeds"]["0"]["config"]["data"]["name"] == "mmnist-accel"
+    assert (out / "runs" / "mim-seed0" / "eval" / "test" / "metrics.json").is_file()
+    assert cli.main(["experiment", "table9", "--out", str(out)]) == 2
+    assert "unknown experiment 'table9'" in capsys.readouterr().err
+
+
+def test_forget_gates_study(tmp_path: Path) -> None:
+    report, results = _run("forget-gates", tmp_path)
+    text = _check_report("forget-gates", report, results, (0,))
+    gates = results["gates"]
+    assert [g["gate"] for g in gates["predrnn"]["layers"].values()] == ["forget", "forget"]
+    assert [g["gate"] for g in gates["mim"]["layers"].values()] == ["forget", "fake_forget"]
+    for g in gates.values():
+        for layer in g["layers"].values():
+            assert 0 <= layer["share_above"]["mean"] <= 1
+            assert len(layer["per_step_share"]) == 5 and len(layer["hist"]) == 40
+    for pic in ("gates_hist_predrnn.png", "gates_hist_mim.png", "gates_share.png"):
+        assert (report.parent / pic).is_file() and f"]({pic})" in text
+    assert "## Forget gates" in text and "fake_forget" in text
+    assert (tmp_path / "runs" / "forget-gates" / "gates" / "mim-seed0.json").is_file()
+
+
+def test_gate_stats_accounting() -> None:
+    stats = GateStats()
+    nan = math.nan
+    # step 0: 6 values, 1 NaN, 2 above 0.9 (0.93 and 3.0); 0.9 itself is not above.
+    stats(0, 1, "fake_forget", torch.tensor([[0.93, 0.52, nan], [0.9, 3.0, -2.0]]))
+    # step 1 (two calls, e.g. two batches): 4 values, 0 NaN, 1 above 0.9.
+    stats(1, 1, "fake_forget", torch.tensor([0.97, 0.12]))
+    stats(1, 1, "fake_forget", torch.tensor([0.22, 0.33]))
+    stats(0, 0, "forget", torch.full((2, 3), 0.97))
+    out = stats.summary()
+    layer = out["layers"]["1"]
+    assert layer["gate"] == "fake_forget"
+    assert (layer["n_values"], layer["n_ignored"], layer["n_above"]) == (10, 1, 3)
+    assert layer["share_above"] == pytest.approx(3 / 9)
+    assert layer["per_step_share"] == pytest.approx([2 / 5, 1 / 4])
+    assert layer["volatility"] == pytest.approx(abs(2 / 5 - 1 / 4) / 2)  # population std
+    edges = out["bin_edges"]
+    assert edges[0] == -0.5 and edges[-1] == 1.5 and len(edges) == 41  # 0.05 wide
+    hist = layer["hist"]
+    assert sum(hist) == 9 and hist[0] == 1 and hist[-1] == 1  # -2.0 and 3.0 are clipped
+    assert hist[20] == 1 and hist[29] == 1  # 0.52 in [0.5, 0.55), 0.97 in [0.95, 1.0)
+    assert out["layers"]["0"]["share_above"] == 1.0 and out["layers"]["0"]["volatility"] == 0.0
+    merged = merge_seeds([out, out])
+    assert merged["layers"]["1"]["share_above"]["mean"] == pytest.approx(3 / 9)
+    assert merged["layers"]["1"]["share_above"]["std"] == 0.0
+    assert merged["seed_share"]["fake_forget"] == pytest.approx([3 / 9, 3 / 9])
+
+
+def test_presets_give_every_model_the_same_budget() -> None:
+    runs = study_configs("table1", "cpu", (0, 1))
+    assert [(label, seed) for label, seed, _ in runs] == [
+        ("convlstm", 0),
+        ("convlstm", 1),
+        ("predrnn", 0),
+        ("predrnn", 1),
+        ("mim", 0),
+        ("mim", 1),
+    ]
+    for _, seed, cfg in runs:
+        assert cfg.train.seed == seed and cfg.train.steps == runs[0][2].train.steps
+        assert cfg.model.hidden == [32] * 4 and cfg.model.filter_size == 3
+        assert cfg.data.name == "mmnist" and cfg.data.options["seq_len"] == 20
+        assert cfg.train.eta_decay == pytest.approx(2 / cfg.train.steps)
+    paper = study_configs("table3", "paper", (0,))
+    for _, _, cfg in paper:
+        assert cfg.model.hidden == [64] * 4 and cfg.model.filter_size == 5
+        assert cfg.model.layer_norm and cfg.train.steps == 100_000
+        assert cfg.train.eta_decay == pytest.approx(2e-5) and cfg.data.name == "mmnist-accel"
+    ablation = study_configs("table2", "cpu", (0,), sets=("model.hidden=[16,16,16,16]",))
+    assert all(cfg.model.hidden == [16] * 4 for _, _, cfg in ablation)
