@@ -101,11 +101,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "data": {"name": "mmnist", "options": {"seq_len": 20, "context_len": 10}},
         "train": {
-            "steps": 600,
-            "eta_decay": 1 / 500,  # scheduled sampling ends after 500 steps instead of 50,000
-            "val_every": 200,
+            "steps": 450,
+            "eta_decay": 1 / 300,  # scheduled sampling ends at step 300 instead of 50,000
+            "val_every": 150,
             "val_sequences": 64,
-            "checkpoint_every": 200,
+            "checkpoint_every": 150,
             "precision": "bf16-mixed",
         },
         "eval": {"num_sequences": 256},
