@@ -1,0 +1,331 @@
+"""Reports of `mimcast experiment`: aggregation over seeds, comparisons, plots, provenance."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+METRICS = ("mse", "mae", "ssim", "ssim_legacy", "psnr")
+HEADERS = {
+    "mse": "MSE ↓",
+    "mae": "MAE ↓",
+    "ssim": "SSIM ↑",
+    "ssim_legacy": "SSIM (legacy) ↑",
+    "psnr": "PSNR ↑",
+}
+HIGHER_IS_BETTER = {"ssim", "ssim_legacy", "psnr"}
+MODELS = {  # label -> (display name, model section overrides)
+    "convlstm": ("ConvLSTM", {"name": "convlstm"}),
+    "predrnn": ("PredRNN", {"name": "predrnn"}),
+    "mim": ("MIM", {"name": "mim"}),
+    "mim-no-mimn": ("MIM without MIM-N", {"name": "mim", "mim_n": False}),
+    "mim-no-mims": ("MIM without MIM-S", {"name": "mim", "mim_s": False}),
+}
+
+
+def aggregate_seeds(by_seed: dict[int, dict]) -> dict[str, Any]:
+    seeds = sorted(by_seed)
+    out: dict[str, Any] = {"seeds": {str(s): by_seed[s] for s in seeds}, "mean": {}, "std": {}}
+    for m in METRICS:
+        vals = np.array([_num(by_seed[s]["mean"][m]) for s in seeds])
+        out["mean"][m] = float(np.mean(vals))
+        out["std"][m] = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
+    out["per_frame_mean"] = {
+        m: np.mean([[_num(x) for x in by_seed[s]["per_frame"][m]] for s in seeds], 0).tolist()
+        for m in METRICS
+    }
+    return out
+
+
+def _num(x) -> float:
+    return math.nan if x is None else float(x)
+
+
+def compare_models(models: dict, a: str, b: str) -> dict[str, Any]:
+    """Per metric: the two means, which is better and whether the seeds' ranges overlap."""
+    out: dict[str, Any] = {"a": a, "b": b, "metrics": {}}
+    for m in ("mse", "mae", "ssim"):
+        sa = [_num(v["mean"][m]) for v in models[a]["seeds"].values()]
+        sb = [_num(v["mean"][m]) for v in models[b]["seeds"].values()]
+        ma, mb = float(np.mean(sa)), float(np.mean(sb))
+        a_better = ma > mb if m in HIGHER_IS_BETTER else ma < mb
+        if len(sa) < 2 or len(sb) < 2:
+            verdict = "single-seed"
+        elif max(sa) < min(sb) or max(sb) < min(sa):
+            verdict = "exceeds"
+        else:
+            verdict = "within"
+        out["metrics"][m] = {"a": ma, "b": mb, "a_better": a_better, "spread": verdict}
+    fa, fb = models[a]["per_frame_mean"]["mse"], models[b]["per_frame_mean"]["mse"]
+    out["mse_gap_first_last"] = [fb[0] - fa[0], fb[-1] - fa[-1]]  # b minus a: > 0 = a better
+    return out
+
+
+SPREAD = {
+    "exceeds": "exceeds the spread",
+    "within": "within the spread",
+    "single-seed": "one seed: spread unknown",
+}
+
+
+def _sentence(c: dict) -> str:
+    a, b = MODELS[c["a"]][0], MODELS[c["b"]][0]
+    parts = []
+    for m, r in c["metrics"].items():
+        better = a if r["a_better"] else b
+        parts.append(
+            f"{HEADERS[m][:-2]} {r['a']:.4g} vs {r['b']:.4g} ({better} better, "
+            f"{SPREAD[r['spread']]})"
+        )
+    g0, g1 = c["mse_gap_first_last"]
+    lead, other = (a, b) if g1 > 0 else (b, a)
+    trend = "grows" if abs(g1) > abs(g0) and g0 * g1 >= 0 else "does not grow"
+    return (
+        f"- **{a} vs {b}**: " + "; ".join(parts) + f". MSE of {b} minus {a}: {g0:+.3g} at the "
+        f"first predicted frame, {g1:+.3g} at the last, so {lead}'s lead over {other} {trend} "
+        "over the horizon."
+    )
+
+
+def framewise_plots(results: dict, report_dir: Path) -> list[str]:
+    from mimcast import viz
+
+    names = []
+    for m in ("mse", "ssim"):
+        curves = {MODELS[k][0]: {m: v["per_frame_mean"][m]} for k, v in results["models"].items()}
+        n = len(results["seeds"])
+        title = f"frame-wise {m.upper()} ({results['study']}, mean of {n} seed{'s' * (n > 1)})"
+        viz.plot_framewise(curves, m, report_dir / f"framewise_{m}.png", title=title)
+        names.append(f"framewise_{m}.png")
+    return names
+
+
+def _fmt(mean: float, std: float) -> str:
+    if mean is None or math.isnan(mean):
+        return "n/a"
+    return f"{mean:.4g}" + ("" if std is None or math.isnan(std) else f" ± {std:.2g}")
+
+
+def report_lines(results: dict, pictures: list[str], gate_lines: list[str]) -> list[str]:
+    models = results["models"]
+    first = next(iter(next(iter(models.values()))["seeds"].values()))
+    n_seq, seeds = first["n_sequences"], results["seeds"]
+    lines = [
+        f"# {results['study']}: {results['title']}",
+        "",
+        f"**The paper's claim.** {results['claim']}",
+        "",
+        f"**Budget (preset `{results['preset']}`, the same for every model).** "
+        f"{results['budget']}. Seeds: {', '.join(map(str, seeds))} (model initialisation, "
+        "batch order and sampling masks; the data are the same for every seed).",
+        "",
+        f"## Results: test split, {n_seq} sequences "
+        + (f"(mean ± std over {len(seeds)} seeds)" if len(seeds) > 1 else "(one seed: no spread)"),
+        "",
+        "| model | parameters | " + " | ".join(HEADERS[m] for m in METRICS) + " |",
+        "|---" * (len(METRICS) + 2) + "|",
+    ]
+    for label, r in models.items():
+        params = next(iter(r["seeds"].values()))["parameters"]
+        cells = " | ".join(_fmt(r["mean"][m], r["std"][m]) for m in METRICS)
+        lines.append(f"| {MODELS[label][0]} | {params / 1e6:.3f}M | {cells} |")
+    lines += [
+        "",
+        "MSE and MAE are per frame, summed over a frame's pixels in [0, 1] and averaged over "
+        "sequences and the predicted frames (the paper's convention); SSIM is computed with "
+        "data range 1, SSIM (legacy) with the reference code's 7x7 window.",
+        "",
+        "### Comparisons",
+        "",
+        "A difference *exceeds the spread* when the per-seed values of the two models do not "
+        "overlap (every seed of one is better than every seed of the other); otherwise it lies "
+        "*within the spread* and this budget does not separate the two models.",
+        "",
+        *[_sentence(c) for c in results["comparisons"]],
+        "",
+        "### Every seed",
+        "",
+        "| model | seed | "
+        + " | ".join(HEADERS[m][:-2] for m in METRICS)
+        + " | best step | train time | run folder |",
+        "|---" * (len(METRICS) + 5) + "|",
+    ]
+    for label, r in models.items():
+        for seed, s in r["seeds"].items():
+            cells = " | ".join(f"{_num(s['mean'][m]):.4g}" for m in METRICS)
+            where = f"`{s['run_dir']}`" + (" (reused)" if s["reused"] else "")
+            lines.append(
+                f"| {MODELS[label][0]} | {seed} | {cells} | {s['best_step']} | "
+                f"{s['train_seconds'] / 60:.1f} min | {where} |"
+            )
+    if results["paper"]:
+        lines += [
+            "",
+            "### The paper's numbers (64 channels, 100,000 steps: not comparable with a CPU "
+            "budget)",
+            "",
+            "| model | SSIM | MSE | MAE |",
+            "|---|---|---|---|",
+            *[
+                f"| {MODELS[k][0]} | {v['ssim']} | {v['mse']} | {v['mae']} |"
+                for k, v in results["paper"].items()
+            ],
+        ]
+    lines += ["", "## Frame-wise curves (Figures 4–5)", ""]
+    lines += [f"![{Path(p).stem}]({p})" for p in pictures]
+    for m in ("mse", "ssim"):
+        names = [MODELS[k][0] for k in models]
+        lines += [
+            "",
+            f"| frame | {' | '.join(f'{n} {m.upper()}' for n in names)} |",
+            "|---" * (len(names) + 1) + "|",
+        ]
+        n_frames = len(next(iter(models.values()))["per_frame_mean"][m])
+        for i in range(n_frames):
+            vals = " | ".join(f"{r['per_frame_mean'][m][i]:.4g}" for r in models.values())
+            lines.append(f"| {i + 1} | {vals} |")
+    if gate_lines:
+        lines += ["", *gate_lines]
+    mach = results["machine"]
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        results["command"],
+        "```",
+        "",
+        f"- commit: `{results['commit']}`",
+        f"- machine: {mach['cpu']}, {mach['cores']} cores ({mach['torch_threads']} torch "
+        f"threads), {mach.get('gpu') or 'no GPU'}; torch {mach['torch']}, Python "
+        f"{mach['python']}, {mach['platform']}",
+        f"- started {results['started']}; this invocation took "
+        f"{results['wall_seconds'] / 60:.1f} min (runs already finished were skipped or reused)",
+        "- every run's resolved config is in results.json and in its run folder's config.yaml; "
+        "the config of the first run, from which the others differ only in `model.name`, "
+        "`model.mim_n`/`model.mim_s` and `train.seed`:",
+        "",
+        "<details><summary>config</summary>",
+        "",
+        "```yaml",
+        yaml.safe_dump(first["config"], sort_keys=False).rstrip(),
+        "```",
+        "",
+        "</details>",
+    ]
+    return lines
+
+
+# ------------------------------------------------------------------------------- provenance
+def budget(cfg) -> str:
+    m, t, d = cfg.model, cfg.train, cfg.data
+    ctx = d.options.get("context_len", "?")
+    total = d.options.get("seq_len", "?")
+    n_eval = cfg.eval.num_sequences or "all"
+    return (
+        f"{len(m.hidden)} layers x {m.hidden[0]} channels, filter {m.filter_size}, patch "
+        f"{m.patch_size}, layer norm {'on' if m.layer_norm else 'off'}; data {d.name} "
+        f"({ctx} → {total if isinstance(total, str) else total - ctx}); {t.steps} steps of batch "
+        f"{t.batch_size}, Adam lr {t.lr:g}, precision {t.precision}, scheduled sampling eta 1 → 0 "
+        f"by step {math.ceil(t.eta_start / t.eta_decay)}; validation every {t.val_every} steps "
+        f"on {t.val_sequences} sequences, the best checkpoint tested on {n_eval} "
+        f"{cfg.eval.split} sequences"
+    )
+
+
+def command_line(name, preset, seeds, out, report_dir, steps, sets, data, data_root, device, reuse):
+    args = [
+        "mimcast",
+        "experiment",
+        name,
+        "--preset",
+        preset,
+        "--seeds",
+        *map(str, seeds),
+        "--out",
+        Path(out).as_posix(),
+        "--report-dir",
+        Path(report_dir).as_posix(),
+    ]
+    for flag, value in (
+        ("--steps", steps),
+        ("--data", data),
+        ("--data-root", data_root),
+        ("--device", device),
+    ):
+        if value is not None:
+            args += [flag, str(value)]
+    if not reuse:
+        args.append("--no-reuse")
+    if sets:
+        args += ["--set", *sets]
+    return shlex.join(args)
+
+
+def git_commit() -> str | None:
+    """HEAD of the checkout mimcast runs from, else of the current folder; ' (dirty)' when
+    tracked files differ from it; None outside git."""
+    for where in (Path(__file__).resolve().parent, Path.cwd()):
+        try:
+            head = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10
+            )
+            if head.returncode != 0:
+                continue
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=where,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        return head.stdout.strip() + (" (dirty)" if dirty.stdout.strip() else "")
+    return None
+
+
+def machine(device: str = "cpu") -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = None
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(torch.device(device))
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+    }
+
+
+def clean_json(x):
+    """NaN and infinities to None, so results.json is strict JSON."""
+    if isinstance(x, dict):
+        return {str(k): clean_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [clean_json(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
