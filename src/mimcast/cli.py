@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--variant", default="paper", choices=["paper", "openstl"])
     b.add_argument("--layer-norm", action="store_true")
     b.add_argument("--steps", type=int, default=5)
+    b.add_argument(
+        "--checkpoint-steps",
+        action="store_true",
+        help="activation checkpointing per time step in the optimised path",
+    )
     b.add_argument("--json", type=Path, help="also write the raw numbers here")
     b.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
@@ -203,6 +208,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         variant=a.variant,
         layer_norm=a.layer_norm,
         steps=a.steps,
+        checkpoint_steps=a.checkpoint_steps,
     )
     result = run_bench(cfg)
     print(format_bench(result))

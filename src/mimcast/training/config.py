@@ -63,6 +63,7 @@ class TrainSection:
     precision: str = "32"  # "32" or "bf16-mixed" (bf16 on CPU, bf16/fp16 on CUDA)
     device: str = "cpu"
     channels_last: bool = True
+    checkpoint_steps: bool = False  # recompute each time step in backward: less memory
     on_nan: str = "stop"  # "stop": end the run naming the step; "skip": skip the batch
 
 

@@ -206,6 +206,7 @@ def train_run(
     mcfg = model_config(cfg, tuple(train_set.frame_shape))
     torch.manual_seed(cfg.train.seed)
     model = build_model(mcfg)
+    model.checkpoint_steps = cfg.train.checkpoint_steps
     device = torch.device(device_name)
     val_context = int(getattr(val_set, "context_len", context_len))
 
