@@ -206,6 +206,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
 
 def format_bench(r: dict[str, Any]) -> str:
     c, o, p = r["config"], r["optimised"], r["plain_fp32"]
+    ckpt = ", activation checkpointing" if c.get("checkpoint_steps") else ""
     head = (
         f"{c['model']} ({c['variant']}) {c['layers']}x{c['hidden']}, filter {c['filter_size']}, "
         f"{c['size']}x{c['size']}x{c['channels']} patch {c['patch_size']}, batch {c['batch']}, "
@@ -216,7 +217,8 @@ def format_bench(r: dict[str, Any]) -> str:
         "",
         "| path | train seq/s | infer seq/s | train TFLOP/s | infer TFLOP/s | peak RSS MB |",
         "|---|---|---|---|---|---|",
-        f"| optimised (bf16-mixed, channels_last{', checkpointing' if c['checkpoint_steps'] else ''}) | {o['train_seq_s']:.2f} | {o['infer_seq_s']:.2f}"
+        f"| optimised (bf16-mixed, channels_last{ckpt}) | {o['train_seq_s']:.2f} | "
+        f"{o['infer_seq_s']:.2f}"
         f" | {o['train_tflops']:.3f} | {o['infer_tflops']:.3f} | {o['peak_rss_mb']:.0f} |",
         f"| plain eager fp32 | {p['train_seq_s']:.2f} | {p['infer_seq_s']:.2f} | "
         f"{p['train_tflops']:.3f} | {p['infer_tflops']:.3f} | {p['peak_rss_mb']:.0f} |",
