@@ -33,6 +33,9 @@ def test_paper_presets() -> None:
     assert resolve_config("taxibj").model.patch_size == 2
     assert resolve_config("taxibj").train.sampling == "none"
     assert resolve_config("kth").data.eval_options == {"seq_len": 30}
+    # validation never uses the test split (the reference code's protocol does)
+    assert resolve_config("kth").data.options["val_persons"] == [16]
+    assert resolve_config("taxibj").data.options["val_days"] == 14
     assert resolve_config("mmnist").train.eta_decay == 2e-5
 
 
