@@ -20,12 +20,15 @@ def load_fixture(name: str) -> tuple[dict, np.lib.npyio.NpzFile]:
     return ast.literal_eval(str(data["meta/config"])), data
 
 
-def openstl_model(cfg: dict, data, model: str) -> mimcast.Forecaster:
+def openstl_params(data, model: str) -> dict[str, torch.Tensor]:
+    """OpenSTL's state_dict of `model`, under OpenSTL's own names."""
     prefix = f"{model}/param/"
-    sd = {k[len(prefix) :]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)}
-    return mimcast.from_openstl(
-        model,
-        sd,
+    return {k[len(prefix) :]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)}
+
+
+def model_kwargs(cfg: dict) -> dict:
+    """create_model options describing the fixture's model."""
+    return dict(
         in_channels=cfg["C"],
         height=cfg["H"],
         width=cfg["W"],
@@ -34,6 +37,10 @@ def openstl_model(cfg: dict, data, model: str) -> mimcast.Forecaster:
         filter_size=cfg["filter"],
         layer_norm=bool(cfg["layer_norm"]),
     )
+
+
+def openstl_model(cfg: dict, data, model: str) -> mimcast.Forecaster:
+    return mimcast.from_openstl(model, openstl_params(data, model), **model_kwargs(cfg))
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
@@ -68,16 +75,8 @@ def test_mixed_mask_changes_the_outputs(model: str) -> None:
 
 def test_unused_openstl_parameters_are_ignored_and_others_refused() -> None:
     cfg, data = load_fixture(FIXTURES[0])
-    prefix = "convlstm/param/"
-    sd = {k[len(prefix) :]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)}
-    kwargs = dict(
-        in_channels=cfg["C"],
-        height=cfg["H"],
-        width=cfg["W"],
-        patch_size=cfg["patch"],
-        hidden=(cfg["hidden"],) * cfg["layers"],
-        filter_size=cfg["filter"],
-    )
+    sd = openstl_params(data, "convlstm")
+    kwargs = model_kwargs(cfg)
     assert any(".conv_o." in k for k in sd)  # defined by OpenSTL but never used
     mimcast.from_openstl("convlstm", sd, **kwargs)
 
@@ -99,21 +98,10 @@ def test_unused_openstl_parameters_are_ignored_and_others_refused() -> None:
 
 def test_from_openstl_reads_a_pth_file_without_pickle_code(tmp_path) -> None:
     cfg, data = load_fixture(FIXTURES[1])
-    prefix = "mim/param/"
-    sd = {k[len(prefix) :]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)}
+    sd = openstl_params(data, "mim")
     path = tmp_path / "checkpoint.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}}, path)
-    net = mimcast.from_openstl(
-        "mim",
-        path,
-        in_channels=cfg["C"],
-        height=cfg["H"],
-        width=cfg["W"],
-        patch_size=cfg["patch"],
-        hidden=(cfg["hidden"],) * cfg["layers"],
-        filter_size=cfg["filter"],
-        layer_norm=True,
-    )
+    net = mimcast.from_openstl("mim", path, **model_kwargs(cfg))
     frames = torch.from_numpy(data["frames"])
     expected = torch.from_numpy(data["mim/zero/expected"])
     with torch.no_grad():
