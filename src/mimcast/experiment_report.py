@@ -49,6 +49,14 @@ def _num(x) -> float:
     return math.nan if x is None else float(x)
 
 
+def spread_verdict(sa, sb) -> str:
+    """ "exceeds" when the per-seed values of two models do not overlap, else "within"
+    ("single-seed" when either has fewer than two seeds): the rule every report uses."""
+    if len(sa) < 2 or len(sb) < 2:
+        return "single-seed"
+    return "exceeds" if max(sa) < min(sb) or max(sb) < min(sa) else "within"
+
+
 def compare_models(models: dict, a: str, b: str) -> dict[str, Any]:
     """Per metric: the two means, which is better and whether the seeds' ranges overlap."""
     out: dict[str, Any] = {"a": a, "b": b, "metrics": {}}
@@ -57,12 +65,7 @@ def compare_models(models: dict, a: str, b: str) -> dict[str, Any]:
         sb = [_num(v["mean"][m]) for v in models[b]["seeds"].values()]
         ma, mb = float(np.mean(sa)), float(np.mean(sb))
         a_better = ma > mb if m in HIGHER_IS_BETTER else ma < mb
-        if len(sa) < 2 or len(sb) < 2:
-            verdict = "single-seed"
-        elif max(sa) < min(sb) or max(sb) < min(sa):
-            verdict = "exceeds"
-        else:
-            verdict = "within"
+        verdict = spread_verdict(sa, sb)
         out["metrics"][m] = {"a": ma, "b": mb, "a_better": a_better, "spread": verdict}
     fa, fb = models[a]["per_frame_mean"]["mse"], models[b]["per_frame_mean"]["mse"]
     out["mse_gap_first_last"] = [fb[0] - fa[0], fb[-1] - fa[-1]]  # b minus a: > 0 = a better

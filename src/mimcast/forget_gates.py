@@ -18,9 +18,16 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
+from mimcast.experiment_report import spread_verdict
+
 THRESHOLD = 0.9
 HIST_RANGE = (-0.5, 1.5)
 HIST_BINS = 40  # 0.05 wide: 0.9 is a bin edge
+SPREAD_WORDS = {
+    "single-seed": "one seed only, so the spread over seeds is unknown",
+    "exceeds": "the per-seed ranges do not overlap: the difference exceeds the spread",
+    "within": "the per-seed ranges overlap: the difference lies within the spread",
+}
 
 
 class GateStats:
@@ -278,12 +285,7 @@ def _comparison(merged_by_model: dict[str, dict[str, Any]]) -> list[str]:
     for i, a in enumerate(labels):
         for b in labels[i + 1 :]:
             (ga, sa), (gb, sb) = main[a], main[b]
-            if len(sa) < 2 or len(sb) < 2:
-                verdict = "one seed only, so the spread over seeds is unknown"
-            elif max(sa) < min(sb) or max(sb) < min(sa):
-                verdict = "the per-seed ranges do not overlap: the difference exceeds the spread"
-            else:
-                verdict = "the per-seed ranges overlap: the difference lies within the spread"
+            verdict = SPREAD_WORDS[spread_verdict(sa, sb)]
             out.append(
                 f"- {a} ({ga.replace('_', ' ')}) vs {b} ({gb.replace('_', ' ')}): "
                 f"{100 * np.mean(sa):.1f}% vs {100 * np.mean(sb):.1f}% above {THRESHOLD}; "
