@@ -7,13 +7,14 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from mimcast import cli
 from mimcast.experiments import MODELS, STUDIES, run_study, study_configs
-from mimcast.forget_gates import GateStats, merge_seeds
+from mimcast.forget_gates import GateStats, merge_seeds, report_lines
 
 TINY = (
     "model.hidden=[4,4]",
@@ -195,3 +196,29 @@ def test_presets_give_every_model_the_same_budget() -> None:
         assert cfg.train.eta_decay == pytest.approx(2e-5) and cfg.data.name == "mmnist-accel"
     ablation = study_configs("table2", "cpu", (0,), sets=("model.hidden=[16,16,16,16]",))
     assert all(cfg.model.hidden == [16] * 4 for _, _, cfg in ablation)
+
+
+KEYS = ("share_above", "volatility", "ignored_share")
+
+
+def _merged(gates: dict[str, list[float]]) -> dict:
+    """merge_seeds-shaped input: one layer per gate kind, the given per-seed shares."""
+    layers = {
+        str(i): {"gate": g, **{k: {"mean": np.mean(v), "std": 0.0} for k in KEYS}}
+        for i, (g, v) in enumerate(gates.items())
+    }
+    return {"layers": layers, "seed_share": gates}
+
+
+@pytest.mark.parametrize("predrnn, mim, saturates, ordered", [
+    ([0.95, 0.93], [0.6, 0.62], "holds", "holds"),  # the paper's Figure 7
+    ([0.001, 0.002], [0.38, 0.32], "does not hold", "does not hold"),  # our CPU budget
+])  # fmt: skip
+def test_forget_gate_report_says_whether_the_paper_holds(predrnn, mim, saturates, ordered) -> None:
+    text = "\n".join(
+        report_lines(
+            {"PredRNN": _merged({"forget": predrnn}), "MIM": _merged({"fake_forget": mim})}, []
+        )
+    )
+    assert f"PredRNN's forget gates saturate (most values above 0.9) {saturates} here" in text
+    assert f"less often than PredRNN's forget values {ordered} here" in text

@@ -628,3 +628,20 @@ def test_bench_json_is_not_overwritten(tmp_path, capsys) -> None:
     code, _, err = mimcast(capsys, "bench", "--json", target)
     assert_one_line_error(code, err, "exists: pass --overwrite")
     assert target.read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--hidden", "0"], "hidden must be a positive integer"),
+        (["--size", "30"], "not a multiple of patch_size 4"),
+        (["--seq-len", "11"], "context_len <= seq_len - 2"),
+        (["--context-len", "0"], "context_len <= seq_len - 2"),
+        (["--steps", "-1"], "steps must be a positive integer"),
+    ],
+)
+def test_bench_rejects_bad_sizes_before_running(tmp_path, capsys, args, message) -> None:
+    target = tmp_path / "bench.json"
+    code, _, err = mimcast(capsys, "bench", *args, "--json", target)
+    assert_one_line_error(code, err, message)
+    assert not target.exists()

@@ -3,6 +3,8 @@
 Measured in one run, each path in a fresh child process (so peak RSS is its own):
 - training and inference sequences/s of the optimised path (mixed precision, channels_last,
   batched input convolutions) and of a plain eager float32 path of the same model, and ratios;
+- with `checkpoint_steps`, a third path: the optimised one with activation checkpointing per
+  time step, so its peak memory and speed sit beside the path that stores activations;
 - achieved TFLOP/s (FLOPs of one step counted by torch.utils.flop_counter);
 - a convolution-bound ceiling computed on the spot: every convolution of the step timed alone
   at its own shape and precision (forward + backward for training), summed;
@@ -23,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mimcast.errors import ConfigError
 from mimcast.models import create_model
 
 
@@ -41,11 +44,36 @@ class BenchConfig:
     variant: str = "paper"
     layer_norm: bool = False
     steps: int = 5  # timed steps per measurement (after 2 warm-up steps)
-    checkpoint_steps: bool = False  # activation checkpointing per time step (optimised path)
+    checkpoint_steps: bool = False  # also measure the optimised path with checkpointing
     threads: int = 0  # torch threads; 0 = torch's default
 
+    def __post_init__(self) -> None:
+        """Reject a config the children would fail on, with one line naming the field."""
+        positive = ("hidden", "layers", "filter_size", "patch_size", "size", "channels", "batch")
+        for name in (*positive, "steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"bench: {name} must be a positive integer, got {value!r}")
+        if self.size % self.patch_size:
+            raise ConfigError(
+                f"bench: size {self.size} is not a multiple of patch_size {self.patch_size}"
+            )
+        if not 1 <= self.context_len <= self.seq_len - 2:
+            raise ConfigError(
+                f"bench: need 1 <= context_len <= seq_len - 2, got context_len "
+                f"{self.context_len} and seq_len {self.seq_len}"
+            )
 
-def _build(cfg: BenchConfig, optimised: bool) -> nn.Module:
+
+# The paths a bench can measure: name -> (optimised, activation checkpointing per time step).
+PATHS = {
+    "optimised": (True, False),
+    "checkpointed": (True, True),
+    "plain_fp32": (False, False),
+}
+
+
+def _build(cfg: BenchConfig, optimised: bool, checkpointed: bool) -> nn.Module:
     torch.manual_seed(0)
     model = create_model(
         cfg.model,
@@ -60,7 +88,7 @@ def _build(cfg: BenchConfig, optimised: bool) -> nn.Module:
     )
     if optimised:
         model = model.to(memory_format=torch.channels_last)
-        model.checkpoint_steps = cfg.checkpoint_steps
+        model.checkpoint_steps = checkpointed
     else:
         model.batch_input_convs = False
     return model
@@ -95,11 +123,12 @@ def _time(fn, steps: int) -> float:
     return (time.perf_counter() - t) / steps
 
 
-def _measure(cfg: BenchConfig, optimised: bool) -> dict[str, Any]:
+def _measure(cfg: BenchConfig, path: str) -> dict[str, Any]:
     """Run in a child process: times, FLOPs and peak RSS of one path."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    model = _build(cfg, optimised)
+    optimised, checkpointed = PATHS[path]
+    model = _build(cfg, optimised, checkpointed)
     frames, mask = _inputs(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     train_s = _time(lambda: _train_step(model, opt, frames, mask, cfg, optimised), cfg.steps)
@@ -126,11 +155,13 @@ def _measure(cfg: BenchConfig, optimised: bool) -> dict[str, Any]:
         "infer_seq_s": cfg.batch / infer_s,
         "train_tflops": train_flops / train_s / 1e12,
         "infer_tflops": infer_flops / infer_s / 1e12,
+        "train_flops": train_flops,
+        "infer_flops": infer_flops,
         "train_step_s": train_s,
         "infer_s": infer_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    if optimised:
+    if path == "optimised":
         out.update(_conv_ceiling(cfg, model, frames, mask, train_s, infer_s))
     return out
 
@@ -177,17 +208,19 @@ def _conv_ceiling(cfg, model, frames, mask, train_s: float, infer_s: float) -> d
     }
 
 
-def _child(cfg: dict, optimised: bool, queue) -> None:
-    queue.put(_measure(BenchConfig(**cfg), optimised))
+def _child(cfg: dict, path: str, queue) -> None:
+    queue.put(_measure(BenchConfig(**cfg), path))
 
 
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
-    """Measure both paths, each in a fresh process; returns the numbers and their ratios."""
+    """Measure every path, each in a fresh process; returns the numbers and their ratios."""
     ctx = mp.get_context("spawn")
     results = {}
-    for name, optimised in (("optimised", True), ("plain_fp32", False)):
+    for name in PATHS:
+        if name == "checkpointed" and not cfg.checkpoint_steps:
+            continue
         queue = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(asdict(cfg), optimised, queue))
+        proc = ctx.Process(target=_child, args=(asdict(cfg), name, queue))
         proc.start()
         results[name] = queue.get()
         proc.join()
@@ -204,9 +237,15 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     return results
 
 
+def _row(label: str, m: dict[str, Any]) -> str:
+    return (
+        f"| {label} | {m['train_seq_s']:.2f} | {m['infer_seq_s']:.2f} | {m['train_tflops']:.3f} "
+        f"| {m['infer_tflops']:.3f} | {m['peak_rss_mb']:.0f} |"
+    )
+
+
 def format_bench(r: dict[str, Any]) -> str:
     c, o, p = r["config"], r["optimised"], r["plain_fp32"]
-    ckpt = ", activation checkpointing" if c.get("checkpoint_steps") else ""
     head = (
         f"{c['model']} ({c['variant']}) {c['layers']}x{c['hidden']}, filter {c['filter_size']}, "
         f"{c['size']}x{c['size']}x{c['channels']} patch {c['patch_size']}, batch {c['batch']}, "
@@ -217,12 +256,14 @@ def format_bench(r: dict[str, Any]) -> str:
         "",
         "| path | train seq/s | infer seq/s | train TFLOP/s | infer TFLOP/s | peak RSS MB |",
         "|---|---|---|---|---|---|",
-        f"| optimised (bf16-mixed, channels_last{ckpt}) | {o['train_seq_s']:.2f} | "
-        f"{o['infer_seq_s']:.2f}"
-        f" | {o['train_tflops']:.3f} | {o['infer_tflops']:.3f} | {o['peak_rss_mb']:.0f} |",
-        f"| plain eager fp32 | {p['train_seq_s']:.2f} | {p['infer_seq_s']:.2f} | "
-        f"{p['train_tflops']:.3f} | {p['infer_tflops']:.3f} | {p['peak_rss_mb']:.0f} |",
-        f"| ratio | {r['ratio_train']:.2f}x | {r['ratio_infer']:.2f}x | | | |",
+        _row("optimised (bf16-mixed, channels_last)", o),
+        *(
+            [_row("optimised + activation checkpointing", r["checkpointed"])]
+            if "checkpointed" in r
+            else []
+        ),
+        _row("plain eager fp32", p),
+        f"| ratio optimised / plain | {r['ratio_train']:.2f}x | {r['ratio_infer']:.2f}x | | | |",
         "",
         f"Convolution-bound ceiling of a training step: {o['conv_ceiling_train_s']:.3f} s for "
         f"{o['conv_calls']} convolution calls timed alone; the step takes "

@@ -90,11 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch", type=int, default=8)
     b.add_argument("--variant", default="paper", choices=["paper", "openstl"])
     b.add_argument("--layer-norm", action="store_true")
-    b.add_argument("--steps", type=int, default=5)
+    b.add_argument("--seq-len", type=int, default=20, help="frames per sequence (default 20)")
+    b.add_argument("--context-len", type=int, default=10, help="context frames (default 10)")
+    b.add_argument("--steps", type=int, default=5, help="timed steps after 2 warm-up steps")
     b.add_argument(
         "--checkpoint-steps",
         action="store_true",
-        help="activation checkpointing per time step in the optimised path",
+        help="also measure the optimised path with activation checkpointing per time step",
     )
     b.add_argument("--json", type=Path, help="also write the raw numbers here")
     b.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
@@ -207,6 +209,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
         batch=a.batch,
         variant=a.variant,
         layer_norm=a.layer_norm,
+        seq_len=a.seq_len,
+        context_len=a.context_len,
         steps=a.steps,
         checkpoint_steps=a.checkpoint_steps,
     )

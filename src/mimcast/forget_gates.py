@@ -291,4 +291,26 @@ def _comparison(merged_by_model: dict[str, dict[str, Any]]) -> list[str]:
                 f"{100 * np.mean(sa):.1f}% vs {100 * np.mean(sb):.1f}% above {THRESHOLD}; "
                 f"{verdict}."
             )
+    return out + _against_paper(main)
+
+
+def _against_paper(main: dict[str, tuple[str, list[float]]]) -> list[str]:
+    """Say plainly whether the two claims of Figure 7 hold in this measurement."""
+    forget = [(k, np.mean(s)) for k, (g, s) in main.items() if g == "forget"]
+    fake = [(k, np.mean(s)) for k, (g, s) in main.items() if g == "fake_forget"]
+    out = []
+    for label, share in forget:
+        held = "holds" if share > 0.5 else "does not hold"
+        out.append(
+            f"- **Against the paper:** the claim that {label}'s forget gates saturate (most "
+            f"values above {THRESHOLD}) {held} here: {100 * share:.1f}% are."
+        )
+        for other, fake_share in fake:
+            lower = fake_share < share
+            out.append(
+                f"- **Against the paper:** the claim that {other}'s fake forget values lie above "
+                f"{THRESHOLD} less often than {label}'s forget values "
+                f"{'holds' if lower else 'does not hold'} here ({100 * fake_share:.1f}% against "
+                f"{100 * share:.1f}%)."
+            )
     return out

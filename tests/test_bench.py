@@ -1,0 +1,41 @@
+"""`mimcast bench` end to end on a tiny config: every path measured, in its own process."""
+
+from __future__ import annotations
+
+import pytest
+
+from mimcast.bench import BenchConfig, format_bench, run_bench
+
+
+@pytest.fixture(scope="module")
+def tiny_bench() -> dict:
+    cfg = BenchConfig(
+        hidden=4, layers=2, filter_size=3, size=16, batch=2, seq_len=6, context_len=3,
+        steps=1, checkpoint_steps=True, threads=1,
+    )  # fmt: skip
+    return run_bench(cfg)
+
+
+def test_bench_measures_every_path_and_their_ratio(tiny_bench) -> None:
+    for path in ("optimised", "checkpointed", "plain_fp32"):
+        m = tiny_bench[path]
+        assert m["train_seq_s"] > 0 and m["infer_seq_s"] > 0 and m["peak_rss_mb"] > 0
+        assert m["train_flops"] > 0 and m["infer_flops"] > 0
+    o, p = tiny_bench["optimised"], tiny_bench["plain_fp32"]
+    assert tiny_bench["ratio_train"] == pytest.approx(o["train_seq_s"] / p["train_seq_s"])
+    # The same model and shapes: both paths do the same arithmetic.
+    assert o["train_flops"] == p["train_flops"] and o["infer_flops"] == p["infer_flops"]
+    assert o["conv_calls"] > 0 and o["conv_ceiling_train_s"] > 0
+
+
+def test_checkpointing_recomputes_the_forward_in_backward(tiny_bench) -> None:
+    o, c = tiny_bench["optimised"], tiny_bench["checkpointed"]
+    assert c["train_flops"] > o["train_flops"]  # each step's forward runs again in backward
+    assert c["infer_flops"] == o["infer_flops"]  # inference stores nothing either way
+
+
+def test_bench_report_names_every_path(tiny_bench) -> None:
+    text = format_bench(tiny_bench)
+    assert "optimised + activation checkpointing" in text
+    assert "plain eager fp32" in text and "% of the ceiling" in text
+    assert "3->3" in text  # context -> horizon of the config
