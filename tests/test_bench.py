@@ -19,7 +19,9 @@ def tiny_bench() -> dict:
 def test_bench_measures_every_path_and_their_ratio(tiny_bench) -> None:
     for path in ("optimised", "checkpointed", "plain_fp32"):
         m = tiny_bench[path]
-        assert m["train_seq_s"] > 0 and m["infer_seq_s"] > 0 and m["peak_rss_mb"] > 0
+        assert m["train_seq_s"] > 0 and m["infer_seq_s"] > 0
+        assert 0 < m["train_peak_rss_mb"] <= m["peak_rss_mb"]
+        assert 0 < m["infer_peak_rss_mb"] <= m["peak_rss_mb"]
         assert m["train_flops"] > 0 and m["infer_flops"] > 0
     o, p = tiny_bench["optimised"], tiny_bench["plain_fp32"]
     assert tiny_bench["ratio_train"] == pytest.approx(o["train_seq_s"] / p["train_seq_s"])
@@ -38,4 +40,5 @@ def test_bench_report_names_every_path(tiny_bench) -> None:
     text = format_bench(tiny_bench)
     assert "optimised + activation checkpointing" in text
     assert "plain eager fp32" in text and "% of the ceiling" in text
+    assert "| train peak RSS MB | infer peak RSS MB |" in text
     assert "3->3" in text  # context -> horizon of the config
