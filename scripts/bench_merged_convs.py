@@ -17,10 +17,11 @@ backward, and prints the ratio separate / merged (> 1: merging is faster).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
+
+from mimcast.bench import seconds_per_call
 
 
 def groups(c: int) -> dict[str, list[int]]:
@@ -31,15 +32,6 @@ def groups(c: int) -> dict[str, list[int]]:
         "C: conv_o (C half) + MIM-S conv_c": [c, 4 * c],
         "N: MIM-N conv_o + conv_n": [c, 3 * c],
     }
-
-
-def timed(fn, repeats: int) -> float:
-    for _ in range(3):
-        fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
 
 
 def compare(c: int, outs: list[int], train: bool, repeats: int, batch: int, grid: int) -> float:
@@ -55,7 +47,9 @@ def compare(c: int, outs: list[int], train: bool, repeats: int, batch: int, grid
         if train:
             torch.autograd.backward([y.float().sum() for y in ys])
 
-    return timed(lambda: run(weights), repeats) / timed(lambda: run([merged]), repeats)
+    return seconds_per_call(lambda: run(weights), repeats) / seconds_per_call(
+        lambda: run([merged]), repeats
+    )
 
 
 def main() -> None:

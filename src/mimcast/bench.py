@@ -20,6 +20,7 @@ import platform
 import resource
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -139,8 +140,9 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _time(fn, steps: int) -> float:
-    for _ in range(2):
+def seconds_per_call(fn: Callable[[], object], steps: int, warmup: int = 2) -> float:
+    """Mean wall-clock seconds of `steps` calls of fn, after `warmup` untimed calls."""
+    for _ in range(warmup):
         fn()
     t = time.perf_counter()
     for _ in range(steps):
@@ -164,11 +166,13 @@ def _measure(cfg: BenchConfig, path: str) -> dict[str, Any]:
     # Inference first: memory the allocator keeps after a training step would hide its peak.
     model.eval()
     _reset_peak_rss()
-    infer_s = _time(infer, cfg.steps)
+    infer_s = seconds_per_call(infer, cfg.steps)
     infer_rss = _peak_rss_mb()
     model.train()
     _reset_peak_rss()
-    train_s = _time(lambda: _train_step(model, opt, frames, mask, cfg, optimised), cfg.steps)
+    train_s = seconds_per_call(
+        lambda: _train_step(model, opt, frames, mask, cfg, optimised), cfg.steps
+    )
     train_rss = _peak_rss_mb()
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -228,8 +232,8 @@ def _conv_ceiling(cfg, model, frames, mask, train_s: float, infer_s: float) -> d
                 y = conv(x)
             y.backward(g)
 
-        t_f = _time(fwd, 3)
-        t_fb = _time(fwd_bwd, 3)
+        t_f = seconds_per_call(fwd, 3)
+        t_fb = seconds_per_call(fwd_bwd, 3)
         fwd_total += n * t_f
         bwd_total += n * t_fb
     return {
