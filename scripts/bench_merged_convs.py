@@ -20,8 +20,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-
-from mimcast.bench import seconds_per_call
+from mimcast.cli.bench import seconds_per_call
 
 
 def groups(c: int) -> dict[str, list[int]]:

@@ -1,28 +1,41 @@
 """mimcast: spatiotemporal predictive learning with Memory In Memory networks."""
 
-from mimcast.errors import CheckpointError, ConfigError, DataError, MimcastError
+from mimcast._version import __version__
+from mimcast.errors import (
+    BusyError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    MimcastError,
+    StorageError,
+)
 from mimcast.models import (
     Forecaster,
     ModelConfig,
+    RecurrentStack,
     build_model,
     create_model,
     list_models,
     register_model,
 )
 from mimcast.models.openstl import from_openstl
-
-__version__ = "0.1.0"
+from mimcast.runs.predict import load_model
 
 __all__ = [
+    "BusyError",
     "CheckpointError",
     "ConfigError",
     "DataError",
     "Forecaster",
     "MimcastError",
     "ModelConfig",
+    "RecurrentStack",
+    "StorageError",
+    "__version__",
     "build_model",
     "create_model",
     "from_openstl",
     "list_models",
+    "load_model",
     "register_model",
 ]

@@ -22,3 +22,14 @@ class DataError(MimcastError, ValueError):
 
 class CheckpointError(MimcastError):
     """A checkpoint is missing, truncated, tampered with or belongs to another model."""
+
+
+class StorageError(MimcastError):
+    """A file could not be written (a full disk, a read-only folder); the message names it.
+
+    Not bad input: the CLI exits with code 1 instead of 2.
+    """
+
+
+class BusyError(MimcastError):
+    """A run folder is in use by another mimcast process (its lock is held)."""

@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from torch import sigmoid, tanh
 
 from mimcast.models.cells import MIMN, MIMS, ConvLSTMCell, ForgetGate, MIMBlock, STLSTMCell
-from mimcast.models.layers import LSTMState, MIMState
+from mimcast.models.layers import ConvSpec, LSTMState, MIMState
 
 B, CIN, C, H, W, K = 2, 3, 4, 6, 5, 3
 GRID = (H, W)
+SPEC = ConvSpec(K, GRID)
 
 
 def randomise(module: torch.nn.Module) -> torch.nn.Module:
@@ -47,7 +48,7 @@ def close(a: torch.Tensor, b: torch.Tensor) -> None:
 
 
 def test_convlstm_cell_is_shi_et_al() -> None:
-    cell = randomise(ConvLSTMCell(CIN, C, K, GRID, bias=True, peephole=True))
+    cell = randomise(ConvLSTMCell(CIN, C, SPEC, bias=True, peephole=True))
     X, H_, C_ = rand(B, CIN, H, W), rand(B, C, H, W), rand(B, C, H, W)
     (W_xi, W_xf, W_xc, W_xo), (W_hi, W_hf, W_hc, W_ho) = (
         gates(cell.conv_x, 4),
@@ -65,7 +66,7 @@ def test_convlstm_cell_is_shi_et_al() -> None:
 
 
 def test_st_lstm_cell_is_equation_1() -> None:
-    cell = randomise(STLSTMCell(CIN, C, K, GRID, bias=True))
+    cell = randomise(STLSTMCell(CIN, C, SPEC, bias=True))
     X, H_, C_, M = rand(B, CIN, H, W), rand(B, C, H, W), rand(B, C, H, W), rand(B, C, H, W)
     W_xi, W_xf, W_xg, W_xi_, W_xf_, W_xg_, W_xo = gates(cell.conv_x, 7)
     W_hi, W_hf, W_hg, W_ho = gates(cell.conv_h, 4)
@@ -115,7 +116,7 @@ def mim_s_equation_4(unit: MIMS, D, C_prev, S):
 
 
 def test_mim_n_is_equation_3() -> None:
-    unit = randomise(MIMN(CIN, C, K, GRID))
+    unit = randomise(MIMN(CIN, C, SPEC))
     H_t, H_prev, N = rand(B, CIN, H, W), rand(B, CIN, H, W), rand(B, C, H, W)
     D_expected, N_expected = mim_n_equation_3(unit, H_t - H_prev, N)
     D, state = unit(H_t - H_prev, LSTMState(rand(B, C, H, W), N))
@@ -124,7 +125,7 @@ def test_mim_n_is_equation_3() -> None:
 
 
 def test_mim_s_is_equation_4() -> None:
-    unit = randomise(MIMS(C, C, K, GRID))
+    unit = randomise(MIMS(C, C, SPEC))
     D, C_prev, S = rand(B, C, H, W), rand(B, C, H, W), rand(B, C, H, W)
     out_expected, S_expected = mim_s_equation_4(unit, D, C_prev, S)
     out, S_t = unit((D, C_prev), S)
@@ -135,7 +136,7 @@ def test_mim_s_is_equation_4() -> None:
 @pytest.mark.parametrize("mim_n", (True, False))
 @pytest.mark.parametrize("mim_s", (True, False))
 def test_mim_block_is_equation_2(mim_n: bool, mim_s: bool) -> None:
-    block = randomise(MIMBlock(CIN, C, K, GRID, mim_n=mim_n, mim_s=mim_s))
+    block = randomise(MIMBlock(CIN, C, SPEC, mim_n=mim_n, mim_s=mim_s))
     X, X_prev = rand(B, CIN, H, W), rand(B, CIN, H, W)  # H_t^{l-1}, H_{t-1}^{l-1}
     H_, C_, M, N, S = (rand(B, C, H, W) for _ in range(5))
     W_xi, W_xg, W_xi_, W_xg_, W_xf_, W_xo = gates(block.conv_x, 6)
@@ -174,7 +175,7 @@ def test_mim_block_is_equation_2(mim_n: bool, mim_s: bool) -> None:
 
 
 def test_mim_block_first_step_feeds_a_zero_difference() -> None:
-    block = randomise(MIMBlock(CIN, C, K, GRID))
+    block = randomise(MIMBlock(CIN, C, SPEC))
     X, M = rand(B, CIN, H, W), rand(B, C, H, W)
     zeros = torch.zeros(B, C, H, W, dtype=torch.float64)
     state = MIMState(zeros, zeros, LSTMState(zeros, zeros), zeros)
@@ -184,7 +185,7 @@ def test_mim_block_first_step_feeds_a_zero_difference() -> None:
 
 
 def test_forget_gate_ablation_unit_alone() -> None:
-    unit = randomise(ForgetGate(C, C, K, GRID))
+    unit = randomise(ForgetGate(C, C, SPEC))
     D, C_prev, S = rand(B, C, H, W), rand(B, C, H, W), rand(B, C, H, W)
     (W_df,), (W_cf,) = gates(unit.conv_d, 1), gates(unit.conv_c, 1)
     retained, s_out = unit((D, C_prev), S)

@@ -9,7 +9,12 @@ import torch
 
 import mimcast
 from mimcast.errors import CheckpointError
-from mimcast.training.checkpoint import load_checkpoint, load_model, save_checkpoint
+from mimcast.training.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 
 
 def tiny(**kw) -> mimcast.Forecaster:
@@ -21,7 +26,10 @@ def test_round_trip_with_optimizer(tmp_path) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(torch.rand(2, 4, 1, 8, 8), 2).sum().backward()
     opt.step()
-    save_checkpoint(tmp_path, 3, model, opt, {"best_val": 1.5}, ("last", "best"))
+    save_checkpoint(
+        tmp_path, step=3, model=model, optimizer=opt, extra={"best_val": 1.5},
+        pointers=("last", "best"),
+    )  # fmt: skip
     ckpt = load_checkpoint(tmp_path, "last")
     assert ckpt.step == 3 and ckpt.extra["best_val"] == 1.5
     assert ckpt.model_config == model.config
@@ -31,16 +39,16 @@ def test_round_trip_with_optimizer(tmp_path) -> None:
     opt2.load_state_dict(ckpt.optimizer)
     for a, b in zip(opt.state_dict()["state"].values(), opt2.state_dict()["state"].values()):
         assert all(torch.equal(a[k], b[k]) for k in a)
-    rebuilt = load_model(tmp_path, "best")  # from the checkpoint alone
+    rebuilt = model_from_checkpoint(load_checkpoint(tmp_path, "best")).eval()  # from it alone
     frames = torch.rand(1, 4, 1, 8, 8)
     torch.testing.assert_close(rebuilt(frames, 2), model.eval()(frames, 2), rtol=0, atol=0)
 
 
 def test_pointers_and_garbage_collection(tmp_path) -> None:
     model = tiny()
-    save_checkpoint(tmp_path, 1, model, pointers=("last", "best"))
-    save_checkpoint(tmp_path, 2, model)
-    save_checkpoint(tmp_path, 3, model)
+    save_checkpoint(tmp_path, step=1, model=model, pointers=("last", "best"))
+    save_checkpoint(tmp_path, step=2, model=model)
+    save_checkpoint(tmp_path, step=3, model=model)
     assert load_checkpoint(tmp_path, "best").step == 1
     assert load_checkpoint(tmp_path, "last").step == 3
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
@@ -51,17 +59,17 @@ def test_pointers_and_garbage_collection(tmp_path) -> None:
 
 def test_nan_weights_are_never_saved(tmp_path) -> None:
     model = tiny()
-    save_checkpoint(tmp_path, 1, model)
+    save_checkpoint(tmp_path, step=1, model=model)
     with torch.no_grad():
         next(model.parameters()).fill_(float("nan"))
-    with pytest.raises(CheckpointError, match="refusing to save step 2: weight .* is not finite"):
-        save_checkpoint(tmp_path, 2, model)
+    with pytest.raises(CheckpointError, match="step 2: refusing to save: weight .* is not finite"):
+        save_checkpoint(tmp_path, step=2, model=model)
     assert load_checkpoint(tmp_path).step == 1
 
 
 def test_truncated_tampered_and_foreign_checkpoints_are_refused(tmp_path) -> None:
     model = tiny()
-    folder = save_checkpoint(tmp_path, 1, model)
+    folder = save_checkpoint(tmp_path, step=1, model=model)
     tensors = folder / "tensors.safetensors"
     data = tensors.read_bytes()
     tensors.write_bytes(data[: len(data) // 2])
@@ -80,16 +88,24 @@ def test_truncated_tampered_and_foreign_checkpoints_are_refused(tmp_path) -> Non
         load_checkpoint(tmp_path)
     (folder / "state.json").write_text(json.dumps(state))
     (tmp_path / "last.json").write_text(json.dumps({"dir": "../../etc"}))
+    with pytest.raises(CheckpointError, match="is damaged: it names '../../etc'"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "last.json").write_text(json.dumps({"dir": 5}))  # a corrupt pointer
+    with pytest.raises(CheckpointError, match="is damaged: it names 5"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "last.json").write_text(json.dumps({"dir": "step-0000009"}))
     with pytest.raises(CheckpointError, match="names a missing folder"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "last.json").write_text(json.dumps({"dir": folder.name}))
+    (folder / "state.json").write_text(json.dumps({**state, "step": "three"}))
+    with pytest.raises(CheckpointError, match="is damaged: bad or missing 'step'"):
         load_checkpoint(tmp_path)
     with pytest.raises(CheckpointError, match="no 'best' checkpoint"):
         load_checkpoint(tmp_path, "best")
 
 
 def test_checkpoint_of_another_shape_is_refused(tmp_path) -> None:
-    from mimcast.training.checkpoint import load_weights
-
-    save_checkpoint(tmp_path, 1, tiny())
+    save_checkpoint(tmp_path, step=1, model=tiny())
     other = mimcast.create_model("mim", in_channels=1, height=8, width=8, hidden=(6, 6))
     with pytest.raises(CheckpointError, match="has shape .* the model expects"):
         load_weights(other, load_checkpoint(tmp_path).model, "x")

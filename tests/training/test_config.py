@@ -4,39 +4,41 @@ from __future__ import annotations
 
 import pytest
 
+import mimcast
 from mimcast.errors import ConfigError
-from mimcast.training.config import PRESETS, config_from_dict, parse_set, resolve_config
+from mimcast.training.config import config_from_dict, parse_set, resolve_config
+from mimcast.training.presets import PRESETS
 
 
 def test_precedence(tmp_path) -> None:
     default = resolve_config(None)
-    assert default.train.steps == 100_000 and default.model.layer_norm is True
+    assert default.train.steps == 100_000 and default.model == mimcast.ModelConfig()
     quick = resolve_config("quick")
     assert quick.train.steps == PRESETS["quick"]["train"]["steps"]
-    assert quick.model.hidden == PRESETS["quick"]["model"]["hidden"]
+    assert list(quick.model.hidden) == PRESETS["quick"]["model"]["hidden"]
     f = tmp_path / "c.yaml"
     f.write_text("train:\n  steps: 77\n  lr: 0.01\nmodel:\n  hidden: [8, 8]\n")
     from_file = resolve_config("quick", f)
-    assert (from_file.train.steps, from_file.train.lr, from_file.model.hidden) == (77, 0.01, [8, 8])
+    assert (from_file.train.steps, from_file.train.lr, from_file.model.hidden) == (77, 0.01, (8, 8))
     assert from_file.train.precision == "bf16-mixed"  # still the preset's
     flags = resolve_config("quick", f, {"train": {"steps": 5}, **parse_set(["model.hidden=[4]"])})
-    assert (flags.train.steps, flags.train.lr, flags.model.hidden) == (5, 0.01, [4])
+    assert (flags.train.steps, flags.train.lr, flags.model.hidden) == (5, 0.01, (4,))
 
 
 def test_paper_presets() -> None:
     for name in ("mmnist", "kth", "taxibj"):
         cfg = resolve_config(name)
-        assert cfg.model.hidden == [64] * 4 and cfg.model.filter_size == 5
+        assert cfg.model.hidden == (64,) * 4 and cfg.model.filter_size == 5
         assert cfg.train.lr == 1e-3 and cfg.train.batch_size == 8 and cfg.train.steps == 100_000
         assert cfg.model.layer_norm
     assert resolve_config("mmnist").model.patch_size == 4
     assert resolve_config("taxibj").model.patch_size == 2
-    assert resolve_config("taxibj").train.sampling == "none"
+    assert resolve_config("taxibj").train.sampling.kind == "none"
     assert resolve_config("kth").data.eval_options == {"seq_len": 30}
     # validation never uses the test split (the reference code's protocol does)
     assert resolve_config("kth").data.options["val_persons"] == [16]
     assert resolve_config("taxibj").data.options["val_days"] == 14
-    assert resolve_config("mmnist").train.eta_decay == 2e-5
+    assert resolve_config("mmnist").train.sampling.eta_decay == 2e-5
 
 
 @pytest.mark.parametrize(
@@ -51,6 +53,14 @@ def test_paper_presets() -> None:
         ({"model": {"hidden": [64, "a"]}}, r"model.hidden\[1\] must be an integer"),
         ({"train": {"precision": "fp8"}}, "train.precision must be"),
         ({"train": {"steps": 0}}, "train.steps must be >= 1"),
+        ({"train": {"seed": -1}}, "train.seed must be >= 0"),
+        ({"train": {"lr": float("inf")}}, "train.lr must be a finite number"),
+        ({"train": {"sampling": {"eta_start": 5}}}, r"train.sampling.eta_start must be <= 1"),
+        ({"train": {"sampling": {"eta_decay": -1}}}, r"train.sampling.eta_decay must be >= 0"),
+        ({"eval": {"show": -1}}, "eval.show must be >= 0"),
+        ({"data": {"num_workers": -2}}, "data.num_workers must be >= 0"),
+        ({"model": {"height": 64}}, "model.height is not a setting here"),
+        ({"model": {"name": "mimo"}}, "unknown model 'mimo'"),
     ],
 )
 def test_bad_keys_and_types(overrides: dict, message: str) -> None:

@@ -21,27 +21,30 @@ import torch
 import yaml
 from torch.utils.data import Dataset
 
-from mimcast.evaluation import evaluate_run
-from mimcast.training.checkpoint import load_checkpoint, load_model
-from mimcast.training.config import resolve_config
-from mimcast.training.runs import datasets, frame_mse, read_run_config, train_run
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # also run as a worker script
 
-# A tiny MIM; 7 test and 3 validation sequences: not multiples of the 2 (or 3) processes.
-TINY = {
-    "model": {"hidden": [4, 4], "filter_size": 3},
-    "data": {"options": {"num_sequences": 24, "canvas": 32, "seq_len": 6, "context_len": 3}},
-    "train": {
-        "batch_size": 4,
-        "val_every": 2,
-        "val_sequences": 3,
-        "checkpoint_every": 2,
-        "eta_decay": 0.1,
-        "log_every": 1,
-        "precision": "32",
-    },
-    "eval": {"batch_size": 2, "num_sequences": 7, "show": 1},
-}
+from mimcast.runs.datasets import build_splits  # noqa: E402
+from mimcast.runs.evaluate import evaluate_run  # noqa: E402
+from mimcast.runs.predict import load_model  # noqa: E402
+from mimcast.runs.rundir import RunDir  # noqa: E402
+from mimcast.runs.train import train_run  # noqa: E402
+from mimcast.training.checkpoint import load_checkpoint  # noqa: E402
+from mimcast.training.config import resolve_config  # noqa: E402
+from mimcast.training.validation import frame_mse  # noqa: E402
+from tests.tiny import tiny_dict  # noqa: E402
+
+# The tiny MIM with 7 test and 3 validation sequences: not multiples of the 2 (or 3) processes.
+TINY = tiny_dict(
+    {
+        "data": {"options": {"num_sequences": 24}},
+        "train": {"val_sequences": 3},
+        "eval": {"batch_size": 2, "num_sequences": 7},
+    }
+)
 TOL = 1e-5
+
+
+SETTINGS = dict(batch_size=2, device=torch.device("cpu"), precision="32")
 
 
 def quiet(*_a, **_k) -> None:
@@ -88,7 +91,8 @@ def runs(tmp_path_factory) -> Path:
 
 
 def assert_same_state(a_dir: Path, b_dir: Path, step: int) -> None:
-    a, b = load_checkpoint(a_dir, "last"), load_checkpoint(b_dir, "last")
+    a = load_checkpoint(RunDir(a_dir).checkpoints, "last")
+    b = load_checkpoint(RunDir(b_dir).checkpoints, "last")
     assert a.step == b.step == step
     assert a.model.keys() == b.model.keys()
     for k in a.model:
@@ -128,6 +132,7 @@ class Counting(Dataset):
 
     def __init__(self, data, seen: torch.Tensor) -> None:
         self.data, self.seen, self.value_range = data, seen, data.value_range
+        self.context_len = data.context_len
 
     def __len__(self) -> int:
         return len(self.data)
@@ -142,15 +147,12 @@ def eval_worker(run_dir: Path, out: Path) -> None:
     from mimcast.training import distributed as du
 
     du.init_from_env("cpu")
-    cfg = read_run_config(run_dir)
-    data = datasets(cfg, ("test",))["test"]
+    data = build_splits(RunDir(run_dir).read_config(), ("test",))["test"]
     model = load_model(run_dir, "last")
     result: dict = {"world": du.world_size()}
     for n in (7, 2):  # shards 3+2+2 and 1+1+0: the third rank has nothing, yet takes part
         seen = torch.zeros(len(data), dtype=torch.float64)
-        mse = frame_mse(
-            model, Counting(data, seen), data.context_len, 2, torch.device("cpu"), "32", limit=n
-        )
+        mse = frame_mse(model, Counting(data, seen), limit=n, **SETTINGS)
         result[f"frame_mse_{n}"] = {"mse": mse, "seen": du.all_reduce_sum(seen).tolist()}
     result["evaluate"] = evaluate_run(run_dir, which="last", log=quiet)  # 2 sequences
     if du.is_main():
@@ -174,13 +176,12 @@ def test_distributed_evaluation_counts_every_sequence_once(runs, tmp_path) -> No
     torchrun(3, __file__, run, out)
     got = json.loads(out.read_text())
     assert got["world"] == 3
-    cfg = read_run_config(run)
-    data = datasets(cfg, ("test",))["test"]
+    data = build_splits(RunDir(run).read_config(), ("test",))["test"]
     model = load_model(run, "last")
     for n in (7, 2):
         r = got[f"frame_mse_{n}"]
         assert r["seen"] == [1.0] * n + [0.0] * (len(data) - n)
-        single = frame_mse(model, data, data.context_len, 2, torch.device("cpu"), "32", limit=n)
+        single = frame_mse(model, data, limit=n, **SETTINGS)
         assert r["mse"] == pytest.approx(single, rel=1e-6)
     assert got["evaluate"]["n_sequences"] == 2
     assert_same_metrics(got["evaluate"], evaluate_run(run, which="last", log=quiet))

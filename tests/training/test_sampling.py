@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from mimcast.errors import ConfigError
 from mimcast.training.sampling import SamplingSchedule, bernoulli_mask, linear_eta, reverse_etas
 
 
@@ -47,8 +48,11 @@ def test_masks_are_reproducible_and_follow_the_schedule() -> None:
     assert a[0].shape == (8, 9, 1, 1, 1) and a[1] is None
     assert not torch.equal(a[0], c[0])
     assert s.masks(step=100, batch=8, seq_len=20, context_len=10, seed=3) == (None, None)
-    assert SamplingSchedule("none").masks(0, 8, 20, 10, 0) == (None, None)
-    mask, ctx = SamplingSchedule("reverse").masks(0, 8, 20, 10, 0)
+    sizes = dict(batch=8, seq_len=20, context_len=10, seed=0)
+    assert SamplingSchedule("none").masks(0, **sizes) == (None, None)
+    mask, ctx = SamplingSchedule("reverse").masks(0, **sizes)
     assert mask.shape == (8, 9, 1, 1, 1) and ctx.shape == (8, 9, 1, 1, 1)
-    with pytest.raises(ValueError, match="unknown scheduled sampling"):
-        SamplingSchedule("cosine").etas(0)
+    with pytest.raises(ConfigError, match="train.sampling.kind must be one of linear"):
+        SamplingSchedule("cosine")
+    with pytest.raises(ConfigError, match="reverse_s2 .* must be above reverse_s1"):
+        SamplingSchedule("reverse", reverse_s1=10, reverse_s2=5)

@@ -16,6 +16,7 @@ from .digits import load_digits
 from .kth import KTH
 from .mmnist import AcceleratedMovingMNIST, MovingMNIST, MovingMNISTFile
 from .registry import build_dataset, dataset_options, list_datasets, register_dataset
+from .spec import DataSpec
 from .taxibj import TaxiBJ
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "AcceleratedMovingMNIST",
     "Affine",
     "CustomDataset",
+    "DataSpec",
     "MovingMNIST",
     "MovingMNISTFile",
     "SequenceDataset",

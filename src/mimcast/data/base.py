@@ -211,6 +211,31 @@ def require_path(path: str | os.PathLike | None, what: str, *, is_dir: bool | No
     return p
 
 
+def _stored_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray | None:
+    """A memory map of an uncompressed (np.savez) member's array, or None when it cannot be
+    mapped (object dtype)."""
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(f)
+        header_len = f.tell()
+    if dtype.hasobject:
+        return None
+    with open(path, "rb") as raw:
+        # Local file header: 30 fixed bytes + file name + extra field.
+        raw.seek(info.header_offset + 26)
+        lens = np.frombuffer(raw.read(4), dtype="<u2")
+    offset = info.header_offset + 30 + int(lens[0]) + int(lens[1]) + header_len
+    if int(np.prod(shape)) == 0:
+        return np.zeros(shape, dtype)
+    order = "F" if fortran else "C"
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+
+
 def npz_member(path: Path, key: str) -> np.ndarray:
     """Array ``key`` of an .npz file, memory-mapped when the member is stored uncompressed.
 
@@ -221,36 +246,19 @@ def npz_member(path: Path, key: str) -> np.ndarray:
     name = key if key.endswith(".npy") else key + ".npy"
     try:
         with zipfile.ZipFile(path) as zf:
-            names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
             if name not in zf.namelist():
-                raise DataError(f"{path}: no key {key!r}; keys: {', '.join(sorted(names))}")
+                names = sorted(n[:-4] for n in zf.namelist() if n.endswith(".npy"))
+                raise DataError(f"{path}: no key {key!r}; keys: {', '.join(names)}")
             info = zf.getinfo(name)
-            if info.compress_type == zipfile.ZIP_STORED:
-                with zf.open(info) as f:
-                    version = np.lib.format.read_magic(f)
-                    read_header = (
-                        np.lib.format.read_array_header_1_0
-                        if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0
-                    )
-                    shape, fortran, dtype = read_header(f)
-                    header_len = f.tell()
-                if not dtype.hasobject:
-                    with open(path, "rb") as raw:
-                        # Local file header: 30 fixed bytes + file name + extra field.
-                        raw.seek(info.header_offset + 26)
-                        lens = np.frombuffer(raw.read(4), dtype="<u2")
-                    offset = info.header_offset + 30 + int(lens[0]) + int(lens[1]) + header_len
-                    if int(np.prod(shape)) == 0:
-                        return np.zeros(shape, dtype)
-                    return np.memmap(
-                        path, dtype=dtype, mode="r", offset=offset, shape=shape,
-                        order="F" if fortran else "C",
-                    )  # fmt: skip
+            mapped = (
+                _stored_member(path, zf, info) if info.compress_type == zipfile.ZIP_STORED else None
+            )
+    except DataError:
+        raise
     except (zipfile.BadZipFile, ValueError, OSError) as e:
-        if isinstance(e, DataError):
-            raise
         raise DataError(f"{path}: not a readable .npz file ({e})") from e
+    if mapped is not None:
+        return mapped
     with np.load(path, allow_pickle=False) as z:
         return z[key]
 

@@ -132,15 +132,17 @@ class ArraySource:
         if self._pid != os.getpid():  # a DataLoader worker: reopen rather than share a handle
             self._obj, self._pid = None, os.getpid()
         if self._obj is None:
-            if self.kind == "npy":
-                self._obj = load_npy(self.path)
-            elif self.kind == "npz":
-                self._obj = npz_member(self.path, self.key)
-            elif self.kind == "h5":
-                self._obj = self._h5()[self.key]
-            else:
-                self._obj = self._open_xarray()[self.key]
+            self._obj = self._open()
         return self._obj
+
+    def _open(self) -> Any:
+        if self.kind == "npy":
+            return load_npy(self.path)
+        if self.kind == "npz":
+            return npz_member(self.path, self.key)
+        if self.kind == "h5":
+            return self._h5()[self.key]
+        return self._open_xarray()[self.key]
 
     def read(self, index: tuple) -> np.ndarray:
         if self.kind == "xarray":

@@ -70,23 +70,31 @@ def _read_avi(path: Path, size: int | None) -> np.ndarray | int:
     cap = _cv2().VideoCapture(str(path))
     if not cap.isOpened():
         raise DataError(f"{path}: cannot open video")
-    frames, n = [], 0
     try:
-        while True:
-            if size is None:
-                if not cap.grab():
-                    break
-            else:
-                ok, img = cap.read()
-                if not ok:
-                    break
-                frames.append(_gray_resize(img, size, f"{path} frame {n}"))
-            n += 1
+        if size is None:  # count without decoding
+            n = 0
+            while cap.grab():
+                n += 1
+            frames = None
+        else:
+            frames = list(_decoded(cap, size, path))
+            n = len(frames)
     finally:
         cap.release()
     if n == 0:
         raise DataError(f"{path}: no frames could be decoded")
-    return n if size is None else np.stack(frames)
+    return n if frames is None else np.stack(frames)
+
+
+def _decoded(cap, size: int, path: Path):
+    """Frames of an open cv2 capture, grayscale and resized, until it ends."""
+    n = 0
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            return
+        yield _gray_resize(img, size, f"{path} frame {n}")
+        n += 1
 
 
 class Clip:

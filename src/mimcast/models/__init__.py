@@ -4,10 +4,12 @@ from mimcast.models import convlstm, mim, predrnn  # noqa: F401  (register the f
 from mimcast.models.config import ModelConfig
 from mimcast.models.registry import build_model, create_model, list_models, register_model
 from mimcast.models.rollout import Forecaster
+from mimcast.models.stack import RecurrentStack
 
 __all__ = [
     "Forecaster",
     "ModelConfig",
+    "RecurrentStack",
     "build_model",
     "create_model",
     "list_models",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from mimcast.models.layers import GateConv, LSTMState, MIMState
+from mimcast.models.layers import ConvSpec, GateConv, LSTMState, MIMState
 
 Probe = Callable[[str, Tensor], None]
 
@@ -43,20 +43,19 @@ class ConvLSTMCell(nn.Module):
         self,
         in_channels: int,
         hidden: int,
-        filter_size: int,
-        grid: tuple[int, int],
-        norm: str = "none",
+        spec: ConvSpec,
+        *,
         bias: bool = True,
         peephole: bool = True,
     ) -> None:
         super().__init__()
-        self.conv_x = GateConv(in_channels, 4 * hidden, filter_size, grid, norm, bias)  # i f g o
-        self.conv_h = GateConv(hidden, 4 * hidden, filter_size, grid, norm)  # i f g o
+        self.conv_x = GateConv(in_channels, 4 * hidden, spec, bias=bias)  # i f g o
+        self.conv_h = GateConv(hidden, 4 * hidden, spec)  # i f g o
         _init_forget_bias(self.conv_x, 1, 4)
         if peephole:
-            self.w_ci = nn.Parameter(torch.zeros(hidden, *grid))
-            self.w_cf = nn.Parameter(torch.zeros(hidden, *grid))
-            self.w_co = nn.Parameter(torch.zeros(hidden, *grid))
+            self.w_ci = nn.Parameter(torch.zeros(hidden, *spec.grid))
+            self.w_cf = nn.Parameter(torch.zeros(hidden, *spec.grid))
+            self.w_co = nn.Parameter(torch.zeros(hidden, *spec.grid))
         self.peephole = peephole
 
     def forward(
@@ -98,18 +97,16 @@ class STLSTMCell(nn.Module):
         self,
         in_channels: int,
         hidden: int,
-        filter_size: int,
-        grid: tuple[int, int],
-        norm: str = "none",
+        spec: ConvSpec,
+        *,
         bias: bool = True,
         forget_bias: float = 0.0,
     ) -> None:
         super().__init__()
-        k = filter_size
-        self.conv_x = GateConv(in_channels, 7 * hidden, k, grid, norm, bias)  # i f g i' f' g' o
-        self.conv_h = GateConv(hidden, 4 * hidden, k, grid, norm)  # i f g o
-        self.conv_m = GateConv(hidden, 3 * hidden, k, grid, norm)  # i' f' g'
-        self.conv_o = GateConv(2 * hidden, hidden, k, grid, norm)  # W_co * C_t + W_mo * M_t
+        self.conv_x = GateConv(in_channels, 7 * hidden, spec, bias=bias)  # i f g i' f' g' o
+        self.conv_h = GateConv(hidden, 4 * hidden, spec)  # i f g o
+        self.conv_m = GateConv(hidden, 3 * hidden, spec)  # i' f' g'
+        self.conv_o = GateConv(2 * hidden, hidden, spec)  # W_co * C_t + W_mo * M_t
         self.conv_last = nn.Conv2d(2 * hidden, hidden, 1, bias=False)  # W_1x1
         _init_forget_bias(self.conv_x, 1, 7)
         _init_forget_bias(self.conv_x, 4, 7)
@@ -158,16 +155,14 @@ class MIMN(nn.Module):
         self,
         in_channels: int,
         hidden: int,
-        filter_size: int,
-        grid: tuple[int, int],
-        norm: str = "none",
+        spec: ConvSpec,
+        *,
         bias: bool = True,
     ) -> None:
         super().__init__()
-        k = filter_size
-        self.conv_x = GateConv(in_channels, 4 * hidden, k, grid, norm, bias)  # i g f o
-        self.conv_n = GateConv(hidden, 3 * hidden, k, grid, norm)  # i g f  (W_n* N_{t-1})
-        self.conv_o = GateConv(hidden, hidden, k, grid, norm)  # W_no * N_t
+        self.conv_x = GateConv(in_channels, 4 * hidden, spec, bias=bias)  # i g f o
+        self.conv_n = GateConv(hidden, 3 * hidden, spec)  # i g f  (W_n* N_{t-1})
+        self.conv_o = GateConv(hidden, hidden, spec)  # W_no * N_t
         _init_forget_bias(self.conv_x, 2, 4)
 
     def forward(self, diff: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
@@ -193,16 +188,14 @@ class MIMS(nn.Module):
         self,
         in_channels: int,
         hidden: int,
-        filter_size: int,
-        grid: tuple[int, int],
-        norm: str = "none",
+        spec: ConvSpec,
+        *,
         bias: bool = True,
     ) -> None:
         super().__init__()
-        k = filter_size
-        self.conv_d = GateConv(in_channels, 4 * hidden, k, grid, norm, bias)  # i g f o
-        self.conv_c = GateConv(hidden, 4 * hidden, k, grid, norm)  # i g f o
-        self.conv_o = GateConv(hidden, hidden, k, grid, norm)  # W_so * S_t
+        self.conv_d = GateConv(in_channels, 4 * hidden, spec, bias=bias)  # i g f o
+        self.conv_c = GateConv(hidden, 4 * hidden, spec)  # i g f o
+        self.conv_o = GateConv(hidden, hidden, spec)  # W_so * S_t
         _init_forget_bias(self.conv_d, 2, 4)
 
     def forward(self, inputs: tuple[Tensor, Tensor], s: Tensor) -> tuple[Tensor, Tensor]:
@@ -227,15 +220,14 @@ class ForgetGate(nn.Module):
         self,
         in_channels: int,
         hidden: int,
-        filter_size: int,
-        grid: tuple[int, int],
-        norm: str = "none",
+        spec: ConvSpec,
+        *,
         bias: bool = True,
         forget_bias: float = 0.0,
     ) -> None:
         super().__init__()
-        self.conv_d = GateConv(in_channels, hidden, filter_size, grid, norm, bias)
-        self.conv_c = GateConv(hidden, hidden, filter_size, grid, norm)
+        self.conv_d = GateConv(in_channels, hidden, spec, bias=bias)
+        self.conv_c = GateConv(hidden, hidden, spec)
         _init_forget_bias(self.conv_d, 0, 1)
         self.forget_bias = forget_bias
 
@@ -257,25 +249,23 @@ class MIMBlock(nn.Module):
         self,
         in_channels: int,
         hidden: int,
-        filter_size: int,
-        grid: tuple[int, int],
-        norm: str = "none",
+        spec: ConvSpec,
+        *,
         mim_n: bool = True,
         mim_s: bool = True,
     ) -> None:
         super().__init__()
-        k = filter_size
-        self.conv_x = GateConv(in_channels, 6 * hidden, k, grid, norm, bias=True)  # i g i' g' f' o
-        self.conv_h = GateConv(hidden, 3 * hidden, k, grid, norm)  # i g o
-        self.conv_m = GateConv(hidden, 3 * hidden, k, grid, norm)  # i' g' f'
-        self.conv_o = GateConv(2 * hidden, hidden, k, grid, norm)  # W_co * C_t + W_mo * M_t
+        self.conv_x = GateConv(in_channels, 6 * hidden, spec, bias=True)  # i g i' g' f' o
+        self.conv_h = GateConv(hidden, 3 * hidden, spec)  # i g o
+        self.conv_m = GateConv(hidden, 3 * hidden, spec)  # i' g' f'
+        self.conv_o = GateConv(2 * hidden, hidden, spec)  # W_co * C_t + W_mo * M_t
         self.conv_last = nn.Conv2d(2 * hidden, hidden, 1, bias=False)  # W_1x1
         _init_forget_bias(self.conv_x, 4, 6)
         # Without MIM-N the stationary unit reads the raw difference (channels of the layer below).
-        self.mimn = MIMN(in_channels, hidden, k, grid, norm) if mim_n else None
+        self.mimn = MIMN(in_channels, hidden, spec) if mim_n else None
         d_channels = hidden if mim_n else in_channels
         stationary = MIMS if mim_s else ForgetGate
-        self.mims = stationary(d_channels, hidden, k, grid, norm)
+        self.mims = stationary(d_channels, hidden, spec)
 
     def forward(
         self,

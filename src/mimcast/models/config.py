@@ -1,13 +1,21 @@
-"""The model configuration: everything needed to rebuild a model from a checkpoint alone."""
+"""The model configuration: everything needed to rebuild a model from a checkpoint alone.
+
+This is the one definition of every model setting: the run config's `model:` section is a
+ModelConfig without the frame shape (which comes from the data), and create_model, the
+checkpoints, the bench and the CLI all build this class.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from mimcast.errors import ConfigError
+from mimcast.settings import build_section, setting, to_plain, validate
 
-VARIANTS = ("paper", "openstl")
+VARIANTS = ("paper", "openstl")  # what each one changes: models/variants.py
+FRAME_FIELDS = ("in_channels", "height", "width")
 
 
 @dataclass(frozen=True)
@@ -15,49 +23,50 @@ class ModelConfig:
     """Architecture of a forecaster. Saved as JSON next to every checkpoint.
 
     Frames are (C, H, W) = (in_channels, height, width); inside the model they are folded into
-    patches of `patch_size` x `patch_size`, giving (p*p*C, H/p, W/p) feature maps.
+    patches of `patch_size` x `patch_size`, giving (p*p*C, H/p, W/p) feature maps. The frame
+    fields may be left None in a run config (the data set fills them in); a model is built
+    only from a config that has them.
     """
 
-    name: str
-    in_channels: int
-    height: int
-    width: int
-    patch_size: int = 1
-    hidden: tuple[int, ...] = (64, 64, 64, 64)
-    filter_size: int = 5
-    layer_norm: bool = False
-    variant: str = "paper"  # "paper": the equations; "openstl": the reference code's semantics
-    mim_n: bool = True  # MIM only: keep the non-stationary unit (Table 2 ablation when False)
-    mim_s: bool = True  # MIM only: keep the stationary unit (Table 2 ablation when False)
+    SECTION: ClassVar[str] = "model"
+
+    name: str = setting("mim", doc="a registered model (mimcast.list_models())")
+    in_channels: int | None = setting(None, low=1)
+    height: int | None = setting(None, low=1)
+    width: int | None = setting(None, low=1)
+    patch_size: int = setting(1, low=1, high=64)
+    hidden: tuple[int, ...] = setting((64, 64, 64, 64), low=1, high=4096)
+    filter_size: int = setting(5, low=1, high=31)
+    layer_norm: bool = setting(False)
+    variant: str = setting("paper", choices=VARIANTS, doc="the equations or OpenSTL's code")
+    mim_n: bool = setting(True, doc="MIM only: keep the non-stationary unit (Table 2 ablation)")
+    mim_s: bool = setting(True, doc="MIM only: keep the stationary unit (Table 2 ablation)")
 
     def __post_init__(self) -> None:
-        hidden = self.hidden
-        if isinstance(hidden, int) and not isinstance(hidden, bool):
-            hidden = (hidden,)
-        if not isinstance(hidden, (tuple, list)) or not hidden:
-            raise ConfigError(
-                f"model.hidden must be a non-empty list of channel counts, got {hidden!r}"
-            )
-        object.__setattr__(self, "hidden", tuple(hidden))
-        for key in ("in_channels", "height", "width", "patch_size", "filter_size"):
-            _positive_int(key, getattr(self, key))
-        for i, h in enumerate(self.hidden):
-            _positive_int(f"hidden[{i}]", h)
-        for key in ("layer_norm", "mim_n", "mim_s"):
-            if not isinstance(getattr(self, key), bool):
-                raise ConfigError(f"model.{key} must be true or false, got {getattr(self, key)!r}")
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"model.variant must be one of {VARIANTS}, got {self.variant!r}")
+        if isinstance(self.hidden, int) and not isinstance(self.hidden, bool):
+            object.__setattr__(self, "hidden", (self.hidden,))  # hidden=64: one layer
+        validate(self, self.SECTION)
+        if not self.hidden:
+            raise ConfigError("model.hidden must be a non-empty list of channel counts")
         if self.filter_size % 2 == 0:
             raise ConfigError(
                 f"model.filter_size must be odd (same padding), got {self.filter_size}"
             )
         for key in ("height", "width"):
-            if getattr(self, key) % self.patch_size:
+            size = getattr(self, key)
+            if size is not None and size % self.patch_size:
                 raise ConfigError(
-                    f"frame {key} {getattr(self, key)} is not divisible by patch_size "
-                    f"{self.patch_size}"
+                    f"frame {key} {size} is not divisible by patch_size {self.patch_size}"
                 )
+
+    @property
+    def has_frames(self) -> bool:
+        return all(getattr(self, k) is not None for k in FRAME_FIELDS)
+
+    def with_frames(self, frame_shape: tuple[int, int, int]) -> ModelConfig:
+        """This architecture for frames of shape (C, H, W)."""
+        c, h, w = (int(v) for v in frame_shape)
+        return dataclasses.replace(self, in_channels=c, height=h, width=w)
 
     @property
     def frame_channels(self) -> int:
@@ -69,20 +78,10 @@ class ModelConfig:
         """Spatial size of the recurrent states: (H / p, W / p)."""
         return self.height // self.patch_size, self.width // self.patch_size
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
+    def to_dict(self, frames: bool = True) -> dict[str, Any]:
+        d = to_plain(self)
+        return d if frames else {k: v for k, v in d.items() if k not in FRAME_FIELDS}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown model config key(s): {', '.join(unknown)}")
-        return cls(**d)
-
-
-def _positive_int(key: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"model.{key} must be a positive integer, got {value!r}")
+        return build_section(cls, d, cls.SECTION)

@@ -7,33 +7,34 @@ from torch import Tensor, nn
 from mimcast.models.cells import ConvLSTMCell
 from mimcast.models.config import ModelConfig
 from mimcast.models.layers import LSTMState, layer_probe, zeros_state
-from mimcast.models.registry import norm_kind, register_model
+from mimcast.models.registry import register_model
+from mimcast.models.stack import LayerProbe, RecurrentStack
+from mimcast.models.variants import conv_spec, variant
 
 ConvLSTMStackState = tuple[LSTMState, ...]
 
 
-class ConvLSTMStack(nn.Module):
+class ConvLSTMStack(RecurrentStack):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        paper = config.variant == "paper"  # OpenSTL's cell has no peepholes and no biases
+        v = variant(config)
         ins = (config.frame_channels, *config.hidden[:-1])
         self.layers = nn.ModuleList(
-            ConvLSTMCell(c_in, c, config.filter_size, config.grid, norm_kind(config), paper, paper)
+            ConvLSTMCell(c_in, c, conv_spec(config), bias=v.bias, peephole=v.peephole)
             for c_in, c in zip(ins, config.hidden)
         )
         self.hidden = config.hidden
         self.out_channels = config.hidden[-1]
 
-    @property
-    def input_conv(self) -> nn.Module:
-        """The first layer's input convolution (the rollout batches it over known inputs)."""
-        return self.layers[0].conv_x
-
     def initial_state(self, x: Tensor) -> ConvLSTMStackState:
         return tuple(LSTMState(zeros_state(x, c), zeros_state(x, c)) for c in self.hidden)
 
     def forward(
-        self, x: Tensor, state: ConvLSTMStackState | None, probe=None, x_gates=None
+        self,
+        x: Tensor,
+        state: ConvLSTMStackState | None,
+        probe: LayerProbe | None = None,
+        x_gates: Tensor | None = None,
     ) -> tuple[Tensor, ConvLSTMStackState]:
         if state is None:
             state = self.initial_state(x)
@@ -46,5 +47,5 @@ class ConvLSTMStack(nn.Module):
 
 
 @register_model("convlstm")
-def build_convlstm(config: ModelConfig) -> nn.Module:
+def build_convlstm(config: ModelConfig) -> RecurrentStack:
     return ConvLSTMStack(config)

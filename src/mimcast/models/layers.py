@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -26,6 +27,15 @@ def make_norm(kind: str, channels: int, grid: tuple[int, int]) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}, expected one of {NORMS}")
 
 
+@dataclass(frozen=True)
+class ConvSpec:
+    """How a model's gate convolutions are made: filter size, state grid (h, w), norm."""
+
+    filter_size: int
+    grid: tuple[int, int]
+    norm: str = "none"
+
+
 class GateConv(nn.Module):
     """One convolution giving the pre-activations of several gates from one input, then a norm.
 
@@ -34,19 +44,12 @@ class GateConv(nn.Module):
     """
 
     def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        filter_size: int,
-        grid: tuple[int, int],
-        norm: str = "none",
-        bias: bool = False,
+        self, in_channels: int, out_channels: int, spec: ConvSpec, *, bias: bool = False
     ) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(
-            in_channels, out_channels, filter_size, padding=filter_size // 2, bias=bias
-        )
-        self.norm = make_norm(norm, out_channels, grid)
+        k = spec.filter_size
+        self.conv = nn.Conv2d(in_channels, out_channels, k, padding=k // 2, bias=bias)
+        self.norm = make_norm(spec.norm, out_channels, spec.grid)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.norm(self.conv(x))

@@ -11,45 +11,33 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from mimcast.errors import ConfigError
-from mimcast.models.cells import MIMBlock
 from mimcast.models.config import ModelConfig
 from mimcast.models.layers import LSTMState, MIMState, layer_probe, zeros_state
-from mimcast.models.predrnn import ZigzagState, memory_adapters, st_lstm
-from mimcast.models.reference_cells import RefMIMBlock
-from mimcast.models.registry import norm_kind, register_model
+from mimcast.models.registry import register_model
+from mimcast.models.stack import LayerProbe, RecurrentStack
+from mimcast.models.variants import conv_spec, variant
+from mimcast.models.zigzag import ZigzagState, memory_adapters, st_lstm_layer
 
 
-class MIMStack(nn.Module):
+class MIMStack(RecurrentStack):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         if len(config.hidden) < 2:
             raise ConfigError("mim needs at least 2 layers (an ST-LSTM, then MIM blocks)")
         hidden = config.hidden
-        block = MIMBlock if config.variant == "paper" else RefMIMBlock
-        self.layers = nn.ModuleList(
-            [st_lstm(config, config.frame_channels, hidden[0])]
-            + [
-                block(
-                    hidden[l - 1],
-                    hidden[l],
-                    config.filter_size,
-                    config.grid,
-                    norm_kind(config),
-                    config.mim_n,
-                    config.mim_s,
-                )
-                for l in range(1, len(hidden))
-            ]
-        )
+        v = variant(config)
+        blocks = [
+            v.mim_block(
+                hidden[l - 1], hidden[l], conv_spec(config), mim_n=config.mim_n, mim_s=config.mim_s
+            )
+            for l in range(1, len(hidden))
+        ]
+        self.layers = nn.ModuleList([st_lstm_layer(config, config.frame_channels, hidden[0])])
+        self.layers.extend(blocks)
         self.m_in = memory_adapters(hidden)
-        self.cascade = config.variant == "openstl" and config.mim_n
+        self.cascade = v.mimn_cascade and config.mim_n
         self.hidden = hidden
         self.out_channels = hidden[-1]
-
-    @property
-    def input_conv(self) -> nn.Module:
-        """The first layer's input convolution (the rollout batches it over known inputs)."""
-        return self.layers[0].conv_x
 
     def initial_state(self, x: Tensor) -> ZigzagState:
         first = LSTMState(zeros_state(x, self.hidden[0]), zeros_state(x, self.hidden[0]))
@@ -65,7 +53,11 @@ class MIMStack(nn.Module):
         return ZigzagState((first, *blocks), zeros_state(x, self.hidden[-1]))
 
     def forward(
-        self, x: Tensor, state: ZigzagState | None, probe=None, x_gates=None
+        self,
+        x: Tensor,
+        state: ZigzagState | None,
+        probe: LayerProbe | None = None,
+        x_gates: Tensor | None = None,
     ) -> tuple[Tensor, ZigzagState]:
         first_step = state is None
         if first_step:
@@ -92,5 +84,5 @@ class MIMStack(nn.Module):
 
 
 @register_model("mim")
-def build_mim(config: ModelConfig) -> nn.Module:
+def build_mim(config: ModelConfig) -> RecurrentStack:
     return MIMStack(config)

@@ -19,14 +19,9 @@ from mimcast.models.registry import create_model
 from mimcast.models.rollout import Forecaster
 
 # OpenSTL module names -> ours, after the layer prefix. Sequential(conv, LayerNorm) becomes
-# GateConv(conv, norm): ".0." -> ".conv.", ".1." -> ".norm.".
-_CELL = {
-    "conv_x": "conv_x",
-    "conv_h": "conv_h",
-    "conv_m": "conv_m",
-    "conv_o": "conv_o",
-    "conv_last": "conv_last",
-}
+# GateConv(conv, norm): ".0." -> ".conv.", ".1." -> ".norm.". ConvLSTM and ST-LSTM cells use
+# OpenSTL's own names (conv_x, conv_h, conv_m, conv_o, conv_last).
+_CELL = ("conv_x", "conv_h", "conv_m", "conv_o", "conv_last")
 _MIM_BLOCK = {
     "conv_x_cc": "conv_x",
     "conv_t_cc": "conv_h",
@@ -62,7 +57,7 @@ def _map_key(name: str, key: str) -> str | None:
     group, idx, module, rest = m.group(1), int(m.group(2)), m.group(3), m.group(4) or ""
     rest = re.sub(r"^\.0\.", ".conv.", re.sub(r"^\.1\.", ".norm.", rest))
     if group == "cell_list" or (group == "stlstm_layer" and idx == 0):
-        table, layer = _CELL, idx
+        table, layer = dict(zip(_CELL, _CELL)), idx
     elif group == "stlstm_layer":
         table, layer = _MIM_BLOCK, idx
     else:  # MIM-N of block idx + 1

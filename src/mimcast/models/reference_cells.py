@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from mimcast.models.cells import ForgetGate, Probe, fake_forget
-from mimcast.models.layers import GateConv, LSTMState, MIMState, zeros_state
+from mimcast.models.layers import ConvSpec, GateConv, LSTMState, MIMState, zeros_state
 
 FORGET_BIAS = 1.0  # the reference adds a constant +1 to every forget gate pre-activation
 
@@ -31,15 +31,13 @@ class PeepholeLSTM(nn.Module):
         self,
         in_channels: int,
         hidden: int,
-        filter_size: int,
-        grid: tuple[int, int],
-        norm: str = "none",
+        spec: ConvSpec,
     ) -> None:
         super().__init__()
-        self.conv_x = GateConv(in_channels, 4 * hidden, filter_size, grid, norm)  # i g f o
-        self.conv_h = GateConv(hidden, 4 * hidden, filter_size, grid, norm)  # i g f o
-        self.ct_weight = nn.Parameter(torch.zeros(2 * hidden, *grid))
-        self.oc_weight = nn.Parameter(torch.zeros(hidden, *grid))
+        self.conv_x = GateConv(in_channels, 4 * hidden, spec)  # i g f o
+        self.conv_h = GateConv(hidden, 4 * hidden, spec)  # i g f o
+        self.ct_weight = nn.Parameter(torch.zeros(2 * hidden, *spec.grid))
+        self.oc_weight = nn.Parameter(torch.zeros(hidden, *spec.grid))
 
     def step(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         i_h, g_h, f_h, o_h = self.conv_h(h).chunk(4, dim=1)
@@ -81,25 +79,23 @@ class RefMIMBlock(nn.Module):
         self,
         in_channels: int,
         hidden: int,
-        filter_size: int,
-        grid: tuple[int, int],
-        norm: str = "none",
+        spec: ConvSpec,
+        *,
         mim_n: bool = True,
         mim_s: bool = True,
     ) -> None:
         super().__init__()
-        k = filter_size
-        self.conv_x = GateConv(in_channels, 4 * hidden, k, grid, norm)  # i g f' o   (conv_x_cc)
-        self.conv_h = GateConv(hidden, 3 * hidden, k, grid, norm)  # i g o        (conv_t_cc)
-        self.conv_m = GateConv(hidden, 4 * hidden, k, grid, norm)  # i' g' f' o   (conv_s_cc)
+        self.conv_x = GateConv(in_channels, 4 * hidden, spec)  # i g f' o   (conv_x_cc)
+        self.conv_h = GateConv(hidden, 3 * hidden, spec)  # i g o        (conv_t_cc)
+        self.conv_m = GateConv(hidden, 4 * hidden, spec)  # i' g' f' o   (conv_s_cc)
         self.conv_last = nn.Conv2d(2 * hidden, hidden, 1, bias=False)
         self.hidden = hidden
-        self.mimn = RefMIMN(in_channels, hidden, k, grid, norm) if mim_n else None
+        self.mimn = RefMIMN(in_channels, hidden, spec) if mim_n else None
         d_channels = hidden if mim_n else in_channels
         if mim_s:
-            self.mims: nn.Module = RefMIMS(d_channels, hidden, k, grid, norm)
+            self.mims: nn.Module = RefMIMS(d_channels, hidden, spec)
         else:
-            self.mims = ForgetGate(d_channels, hidden, k, grid, norm, False, FORGET_BIAS)
+            self.mims = ForgetGate(d_channels, hidden, spec, bias=False, forget_bias=FORGET_BIAS)
 
     def forward(
         self,

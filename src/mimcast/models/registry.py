@@ -1,6 +1,6 @@
 """Model registry: `register_model`, `create_model(name, **kwargs)`, `list_models()`.
 
-A model family registers a builder that turns a ModelConfig into its recurrent stack; the
+A model family registers a builder that turns a ModelConfig into its RecurrentStack; the
 registry wraps the stack into a Forecaster (the shared rollout). An unknown name is an error.
 """
 
@@ -9,18 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from torch import nn
-
 from mimcast.errors import ConfigError
 from mimcast.models.config import ModelConfig
 from mimcast.models.rollout import Forecaster
+from mimcast.models.stack import RecurrentStack
 
-StackBuilder = Callable[[ModelConfig], nn.Module]
+StackBuilder = Callable[[ModelConfig], RecurrentStack]
 _BUILDERS: dict[str, StackBuilder] = {}
 
 
 def register_model(name: str) -> Callable[[StackBuilder], StackBuilder]:
-    """Decorator: `@register_model("mim")` on a function ModelConfig -> stack module."""
+    """Decorator: `@register_model("mim")` on a function ModelConfig -> RecurrentStack."""
 
     def decorate(builder: StackBuilder) -> StackBuilder:
         if name in _BUILDERS:
@@ -36,12 +35,19 @@ def list_models() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def build_model(config: ModelConfig) -> Forecaster:
-    """Rebuild a model from its config alone (e.g. the one saved in a checkpoint)."""
+def check_buildable(config: ModelConfig) -> None:
+    """Raise ConfigError when no model can be built from `config` (frame shape aside)."""
     if config.name not in _BUILDERS:
         raise ConfigError(f"unknown model {config.name!r}; available: {', '.join(list_models())}")
     if config.name != "mim" and not (config.mim_n and config.mim_s):
         raise ConfigError("mim_n / mim_s ablations apply to the 'mim' model only")
+
+
+def build_model(config: ModelConfig) -> Forecaster:
+    """Rebuild a model from its config alone (e.g. the one saved in a checkpoint)."""
+    check_buildable(config)
+    if not config.has_frames:
+        raise ConfigError("a model needs the frame shape: in_channels, height and width")
     return Forecaster(config, _BUILDERS[config.name](config))
 
 
@@ -52,10 +58,3 @@ def create_model(name: str, **kwargs: Any) -> Forecaster:
     except TypeError as e:  # an unknown keyword argument
         raise ConfigError(f"create_model({name!r}): {e}") from e
     return build_model(config)
-
-
-def norm_kind(config: ModelConfig) -> str:
-    """The normalisation of gate pre-activations for this config (see layers.NORMS)."""
-    if not config.layer_norm:
-        return "none"
-    return "chw" if config.variant == "openstl" else "group"

@@ -1,10 +1,9 @@
 """The one time loop shared by every model: a recurrent stack rolled out over a sequence.
 
-A stack is any module with `forward(x_t, state, probe) -> (top_hidden, new_state)` that takes
-`state=None` as "first step, start from zeros" and has an `out_channels` attribute. The
-Forecaster around it folds frames into patches once, feeds each step the true frame or its own
-previous prediction (scheduled sampling), maps the top hidden state back to frame channels with
-a 1x1 convolution and unfolds the predictions once at the end.
+The stack (a RecurrentStack, see stack.py) computes one time step. The Forecaster around it
+folds frames into patches once, feeds each step the true frame or its own previous prediction
+(scheduled sampling), maps the top hidden state back to frame channels with a 1x1 convolution
+and unfolds the predictions once at the end.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 from mimcast.errors import ConfigError
 from mimcast.models.config import ModelConfig
 from mimcast.models.layers import fold_patches, unfold_patches
+from mimcast.models.stack import RecurrentStack
 
 # probe(t, layer, name, value): receives gate activations when passed to forward (Figure 7).
 GateProbe = Callable[[int, int, str, Tensor], None]
@@ -26,16 +26,30 @@ GateProbe = Callable[[int, int, str, Tensor], None]
 class Forecaster(nn.Module):
     """A recurrent stack plus the head, with scheduled sampling and free-running prediction."""
 
-    def __init__(self, config: ModelConfig, stack: nn.Module) -> None:
+    def __init__(self, config: ModelConfig, stack: RecurrentStack) -> None:
         super().__init__()
         self.config = config
         self.stack = stack
         self.head = nn.Conv2d(stack.out_channels, config.frame_channels, 1, bias=False)
-        # Recompute each time step's activations in backward instead of storing them: memory
-        # grows with layers instead of sequence length x layers, for about 1/3 more compute.
-        self.checkpoint_steps = False
-        # Run the first layer's input convolution once for all steps fed known frames.
-        self.batch_input_convs = True
+        self._grad_checkpointing = False
+        self._batched_input_convs = True
+
+    def set_grad_checkpointing(self, enable: bool = True) -> Forecaster:
+        """Recompute each time step's activations in backward instead of storing them: memory
+        grows with layers instead of sequence length x layers, for about 1/3 more compute."""
+        self._grad_checkpointing = bool(enable)
+        return self
+
+    def set_batched_input_convs(self, enable: bool = True) -> Forecaster:
+        """Run the first layer's input convolution once for all steps fed known frames (on by
+        default; off gives the plain one-convolution-per-step path the tests compare with)."""
+        self._batched_input_convs = bool(enable)
+        return self
+
+    @staticmethod
+    def forecast_part(preds: Tensor, context_len: int) -> Tensor:
+        """forward() predicts frames 1..T-1; the forecast proper is frames context_len..T-1."""
+        return preds[:, context_len - 1 :]
 
     def forward(
         self,
@@ -54,15 +68,17 @@ class Forecaster(nn.Module):
         `context_mask` (reverse scheduled sampling) broadcasts to (B, context_len - 1, C, H, W)
         and mixes steps 1..context_len-1 the same way; by default they get the true frame.
         """
-        b, t_total = self._check_frames(frames, "frames")
+        _, t_total = self._check_frames(frames, "frames")
         if not 1 <= context_len <= t_total - 1:
             raise ConfigError(
                 f"context_len must be in [1, T-1] = [1, {t_total - 1}], got {context_len}"
             )
         p = self.config.patch_size
         x = fold_patches(frames, p)  # (B, T, p*p*C, H/p, W/p)
-        future = self._fold_mask(mask, "mask", b, t_total - context_len - 1, frames)
-        past = self._fold_mask(context_mask, "context_mask", b, context_len - 1, frames)
+        future = self._fold_mask(mask, what="mask", steps=t_total - context_len - 1, like=frames)
+        past = self._fold_mask(
+            context_mask, what="context_mask", steps=context_len - 1, like=frames
+        )
 
         def feed(t: int, x_gen: Tensor) -> Tensor:
             if t < context_len:
@@ -74,7 +90,7 @@ class Forecaster(nn.Module):
             return x[:, t] if w is None else w * x[:, t] + (1 - w) * x_gen
 
         known = context_len if past is None else 1  # leading steps fed exactly x[:, t]
-        preds = self._roll(x, t_total - 1, feed, probe, known)
+        preds = self._roll(x, n_steps=t_total - 1, feed=feed, probe=probe, known=known)
         return unfold_patches(preds, p)
 
     @torch.inference_mode()
@@ -88,12 +104,13 @@ class Forecaster(nn.Module):
         def feed(t: int, x_gen: Tensor) -> Tensor:
             return x[:, t] if t < t_ctx else x_gen
 
-        preds = self._roll(x, t_ctx + horizon - 1, feed, None, t_ctx)
+        preds = self._roll(x, n_steps=t_ctx + horizon - 1, feed=feed, probe=None, known=t_ctx)
         return unfold_patches(preds[:, t_ctx - 1 :], self.config.patch_size)
 
     def _roll(
         self,
         x: Tensor,
+        *,
         n_steps: int,
         feed: Callable[[int, Tensor], Tensor],
         probe: GateProbe | None,
@@ -104,7 +121,7 @@ class Forecaster(nn.Module):
         The first `known` steps read x[:, t] itself, so the first layer's input convolution of
         those steps runs once, batched over time, instead of once per step.
         """
-        batch = known > 1 and self.batch_input_convs
+        batch = known > 1 and self._batched_input_convs
         gates = self._input_gates(x[:, :known]) if batch else None
         state = None
         net = x[:, 0]
@@ -114,7 +131,7 @@ class Forecaster(nn.Module):
                 net = feed(t, preds[-1])
             x_gates = gates[t] if gates is not None and t < known else None
             layer_probe = None if probe is None else _bind_time(probe, t)
-            if self.checkpoint_steps and torch.is_grad_enabled():
+            if self._grad_checkpointing and torch.is_grad_enabled():
                 h, state = checkpoint(
                     self.stack, net, state, layer_probe, x_gates, use_reentrant=False
                 )
@@ -123,11 +140,9 @@ class Forecaster(nn.Module):
             preds.append(self.head(h))
         return torch.stack(preds, dim=1)
 
-    def _input_gates(self, x: Tensor) -> Tensor | None:
+    def _input_gates(self, x: Tensor) -> Tensor:
         """conv_x of the first layer over (B, k, C', h, w) at once -> (k, B, G, h, w)."""
-        conv = getattr(self.stack, "input_conv", None)
-        if conv is None:
-            return None
+        conv = self.stack.input_conv
         b, k = x.shape[:2]
         flat = x.transpose(0, 1).reshape(k * b, *x.shape[2:])  # time-major: (k*B, C', h, w)
         if self.head.weight.is_contiguous(memory_format=torch.channels_last):
@@ -148,8 +163,9 @@ class Forecaster(nn.Module):
         return frames.shape[0], frames.shape[1]
 
     def _fold_mask(
-        self, mask: Tensor | None, what: str, b: int, steps: int, like: Tensor
+        self, mask: Tensor | None, *, what: str, steps: int, like: Tensor
     ) -> Tensor | None:
+        b = like.shape[0]
         if mask is None or steps <= 0:
             return None
         mask = torch.as_tensor(mask).to(device=like.device, dtype=like.dtype)

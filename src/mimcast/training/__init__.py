@@ -1,1 +1,1 @@
-"""Training: scheduled sampling, the loop, checkpoints, run folders and configs."""
+"""Training: the run config and presets, scheduled sampling, the loop, checkpoints, DDP."""

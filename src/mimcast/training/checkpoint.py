@@ -1,26 +1,26 @@
 """Checkpoints: safetensors for tensors, JSON for everything else, written atomically.
 
-Layout inside a run folder:
-    checkpoints/step-000200/tensors.safetensors   model weights ("model.*"), optimizer moments
-                                                  ("optim.*") and the torch RNG state ("rng.*")
-    checkpoints/step-000200/state.json            step, model config, optimizer hyperparameters,
-                                                  numpy/python RNG, best metric, sha256 of the
-                                                  tensors file
-    checkpoints/last.json, checkpoints/best.json  pointers {"dir": "step-000200"}
+Layout of a checkpoints folder:
+    step-0000200/tensors.safetensors   model weights ("model.*"), optimizer moments ("optim.*")
+                                       and the torch RNG state ("rng.*")
+    step-0000200/state.json            step, model config, optimizer hyperparameters, best
+                                       metric, sha256 of the tensors file
+    last.json, best.json               pointers {"dir": "step-0000200", "step": 200}
 
 A step folder is written under a temporary name and renamed into place (a step saved twice
 gets a new folder, step-000200-2); the pointer is then replaced with os.replace. A kill at any
 moment leaves each pointer naming a complete folder; a failed write (a full disk) raises
-CheckpointError and leaves the previous checkpoint as it was.
+StorageError and leaves the previous checkpoint as it was.
 Nothing is unpickled: a tampered or truncated file fails its hash or its parse and is refused.
 """
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +30,17 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from mimcast.errors import CheckpointError
+from mimcast.errors import CheckpointError, StorageError
+from mimcast.fs import atomic_write_json, fsync_dir, storage_error, write_durably
 from mimcast.models import ModelConfig, build_model
 from mimcast.models.rollout import Forecaster
 
 TENSORS = "tensors.safetensors"
 STATE = "state.json"
 FORMAT = "mimcast-checkpoint-1"
+POINTERS = ("last", "best")
+_STEP_DIR = re.compile(r"step-\d{7}(-\d+)?")
+_TEMP = re.compile(r"\.(step-\d{7}(-\d+)?\.tmp-\d+|[a-z]+\.tmp-\d+\.json)")
 
 
 @dataclass
@@ -48,7 +52,18 @@ class Checkpoint:
     model: dict[str, Tensor]
     optimizer: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    rng: Tensor | None = None  # the torch RNG state when it was saved
     path: Path | None = None
+
+
+def is_checkpoint_file(rel: Path) -> bool:
+    """Whether a path inside a checkpoints/ folder is one mimcast writes (for --overwrite)."""
+    parts = rel.parts
+    if len(parts) == 1:
+        return parts[0] in {f"{p}.json" for p in POINTERS} or bool(_TEMP.fullmatch(parts[0]))
+    if len(parts) == 2 and (_STEP_DIR.fullmatch(parts[0]) or _TEMP.fullmatch(parts[0])):
+        return parts[1] in (TENSORS, STATE)
+    return False
 
 
 def _sha256(path: Path) -> str:
@@ -57,27 +72,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _split_optimizer(opt_state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -104,82 +98,100 @@ def _join_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[st
     return {"state": dict(sorted(state.items())), "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(
-    directory: Path,
-    step: int,
-    model: Forecaster,
-    optimizer: torch.optim.Optimizer | None = None,
-    extra: dict[str, Any] | None = None,
-    pointers: tuple[str, ...] = ("last",),
-) -> Path:
-    """Write checkpoints/step-NNNNNN atomically and point `pointers` (last/best) at it.
-
-    Refuses (CheckpointError) to save non-finite weights, so NaN never replaces a good state.
-    """
+def _tensors(model: Forecaster, optimizer: torch.optim.Optimizer | None) -> tuple[dict, Any]:
+    """Everything a checkpoint stores as tensors, and the optimizer's JSON part."""
     for name, p in model.state_dict().items():
         if p.is_floating_point() and not torch.isfinite(p).all():
-            raise CheckpointError(f"refusing to save step {step}: weight {name} is not finite")
-    directory.mkdir(parents=True, exist_ok=True)
+            raise CheckpointError(f"refusing to save: weight {name} is not finite")
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     opt_meta = None
     if optimizer is not None:
         opt_tensors, opt_meta = _split_optimizer(optimizer.state_dict())
         tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
-    name = f"step-{step:07d}"
+    return tensors, opt_meta
+
+
+def save_checkpoint(
+    directory: Path,
+    *,
+    step: int,
+    model: Forecaster,
+    optimizer: torch.optim.Optimizer | None = None,
+    extra: dict[str, Any] | None = None,
+    pointers: tuple[str, ...] = ("last",),
+) -> Path:
+    """Write checkpoints/step-NNNNNNN atomically and point `pointers` (last/best) at it.
+
+    Refuses (CheckpointError) to save non-finite weights, so NaN never replaces a good state;
+    a failing disk is a StorageError and leaves the previous checkpoint as it was.
+    """
+    try:
+        tensors, opt_meta = _tensors(model, optimizer)
+    except CheckpointError as e:
+        raise CheckpointError(f"step {step}: {e}") from e
+    directory.mkdir(parents=True, exist_ok=True)
     # The same step saved again (e.g. on a stop signal) goes to a fresh folder: the folder a
     # pointer names is never moved or removed before the pointer names another complete one.
-    k = 1
+    name, k = f"step-{step:07d}", 1
     while (directory / name).exists():
         k += 1
         name = f"step-{step:07d}-{k}"
-    final = directory / name
+    state = {
+        "format": FORMAT,
+        "step": step,
+        "model_config": model.config.to_dict(),
+        "optimizer": opt_meta,
+        "extra": extra or {},
+    }
+    try:
+        _write_step_folder(directory, name, tensors, state)
+        for pointer in pointers:
+            atomic_write_json(directory / f"{pointer}.json", {"dir": name, "step": step})
+    except StorageError as e:
+        kept = _pointed(directory)
+        raise StorageError(
+            f"cannot write the checkpoint of step {step} in {directory}: {e}; "
+            + (f"the previous checkpoint ({', '.join(kept)}) is kept" if kept else "none is kept")
+        ) from e
+    _collect_garbage(directory)
+    return directory / name
+
+
+def _write_step_folder(directory: Path, name: str, tensors: dict, state: dict) -> None:
+    """tensors + state.json into a temporary folder, fsynced, renamed to `name`."""
     tmp = directory / f".{name}.tmp-{os.getpid()}"
     try:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        save_file(tensors, str(tmp / TENSORS))
-        state = {
-            "format": FORMAT,
-            "step": step,
-            "model_config": model.config.to_dict(),
-            "optimizer": opt_meta,
-            "extra": extra or {},
-            "sha256": _sha256(tmp / TENSORS),
-        }
-        (tmp / STATE).write_text(json.dumps(state, indent=1))
-        for f in (tmp / TENSORS, tmp / STATE):
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(directory)
-        for pointer in pointers:
-            _atomic_write_text(
-                directory / f"{pointer}.json", json.dumps({"dir": name, "step": step})
-            )
-    except OSError as e:  # a full disk, a read-only folder: keep what was there, say so
+        try:
+            save_file(tensors, str(tmp / TENSORS))
+        except Exception as e:  # noqa: BLE001 - on a full disk safetensors raises SafetensorError
+            if isinstance(e, OSError):
+                raise
+            raise OSError(errno.EIO, str(e)) from e
+        state["sha256"] = _sha256(tmp / TENSORS)
+        write_durably(tmp / STATE, json.dumps(state, indent=1).encode())
+        with open(tmp / TENSORS, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, directory / name)
+        fsync_dir(directory)
+    except OSError as e:  # a full disk, a read-only folder: remove what was begun
         shutil.rmtree(tmp, ignore_errors=True)
-        kept = _pointed(directory)
-        raise CheckpointError(
-            f"cannot write the checkpoint of step {step} in {directory}: "
-            f"{e.strerror or e}; "
-            + (f"the previous checkpoint ({', '.join(kept)}) is kept" if kept else "none is kept")
-        ) from e
-    _collect_garbage(directory)
-    return final
+        raise storage_error(tmp, e) from e
 
 
 def _pointed(directory: Path) -> list[str]:
     """Step folders named by the pointers (last, best) that exist."""
     keep = []
-    for pointer in ("last", "best"):
-        p = directory / f"{pointer}.json"
-        if p.is_file():
-            with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
-                name = json.loads(p.read_text())["dir"]
-                if name not in keep and (directory / name).is_dir():
-                    keep.append(name)
+    for pointer in POINTERS:
+        try:
+            name = resolve_checkpoint(directory, pointer).name
+        except CheckpointError:
+            continue
+        if name not in keep:
+            keep.append(name)
     return keep
 
 
@@ -187,43 +199,58 @@ def _collect_garbage(directory: Path) -> None:
     """Remove step folders no pointer names (and leftovers of interrupted writes)."""
     keep = set(_pointed(directory))
     for child in directory.iterdir():
-        if child.is_dir() and child.name.startswith(("step-", ".step-")) and child.name not in keep:
-            shutil.rmtree(child, ignore_errors=True)
-        elif child.is_file() and child.name.startswith(".") and ".json.tmp-" in child.name:
+        if child.is_symlink() or child.name in keep:
+            continue
+        if child.is_dir() and (_STEP_DIR.fullmatch(child.name) or _TEMP.fullmatch(child.name)):
+            if all(is_checkpoint_file(Path(child.name, f.name)) for f in child.iterdir()):
+                shutil.rmtree(child, ignore_errors=True)
+        elif child.is_file() and _TEMP.fullmatch(child.name):
             child.unlink(missing_ok=True)  # a pointer write cut short
 
 
-def resolve_checkpoint(run_or_ckpt: Path, which: str = "last") -> Path:
-    """The step folder for `which` (last/best) in a run folder, or a step folder itself."""
-    p = Path(run_or_ckpt)
+def resolve_checkpoint(directory: Path, which: str = "last") -> Path:
+    """The step folder for `which` (last/best) in a checkpoints folder, or a step folder."""
+    p = Path(directory)
     if (p / STATE).is_file():
         return p
-    directory = p / "checkpoints" if (p / "checkpoints").is_dir() else p
-    pointer = directory / f"{which}.json"
+    pointer = p / f"{which}.json"
     if not pointer.is_file():
         raise CheckpointError(f"no '{which}' checkpoint in {p} (expected {pointer})")
     try:
         name = json.loads(pointer.read_text())["dir"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, OSError) as e:
         raise CheckpointError(f"checkpoint pointer {pointer} is damaged: {e}") from e
-    if "/" in name or name.startswith(".") or not (directory / name).is_dir():
+    if not isinstance(name, str) or not _STEP_DIR.fullmatch(name):
+        raise CheckpointError(f"checkpoint pointer {pointer} is damaged: it names {name!r}")
+    if not (p / name).is_dir():
         raise CheckpointError(f"checkpoint pointer {pointer} names a missing folder {name!r}")
-    return directory / name
+    return p / name
 
 
-def load_checkpoint(path: Path, which: str = "last") -> Checkpoint:
-    """Read and verify a checkpoint (a run folder, checkpoints/ folder or step folder)."""
-    folder = resolve_checkpoint(path, which)
-    state_path, tensor_path = folder / STATE, folder / TENSORS
-    if not tensor_path.is_file():
-        raise CheckpointError(f"checkpoint {folder} has no {TENSORS}")
+def _read_state(state_path: Path) -> dict[str, Any]:
     try:
         state = json.loads(state_path.read_text())
     except (ValueError, OSError) as e:
         raise CheckpointError(f"checkpoint {state_path} is not valid JSON: {e}") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{state_path} is not a mimcast checkpoint")
-    if _sha256(tensor_path) != state.get("sha256"):
+    kinds = {"step": int, "model_config": dict, "sha256": str, "extra": dict}
+    for key, kind in kinds.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise CheckpointError(f"checkpoint {state_path} is damaged: bad or missing {key!r}")
+    if state.get("optimizer") is not None and not isinstance(state["optimizer"], dict):
+        raise CheckpointError(f"checkpoint {state_path} is damaged: bad 'optimizer'")
+    return state
+
+
+def load_checkpoint(directory: Path, which: str = "last") -> Checkpoint:
+    """Read and verify a checkpoint (a checkpoints folder and a pointer, or a step folder)."""
+    folder = resolve_checkpoint(directory, which)
+    state_path, tensor_path = folder / STATE, folder / TENSORS
+    if not tensor_path.is_file():
+        raise CheckpointError(f"checkpoint {folder} has no {TENSORS}")
+    state = _read_state(state_path)
+    if _sha256(tensor_path) != state["sha256"]:
         raise CheckpointError(
             f"checkpoint {tensor_path} does not match its recorded hash (truncated or modified)"
         )
@@ -233,42 +260,27 @@ def load_checkpoint(path: Path, which: str = "last") -> Checkpoint:
         raise CheckpointError(f"cannot read {tensor_path}: {e}") from e
     try:
         model_config = ModelConfig.from_dict(state["model_config"])
+        optimizer = None
+        if state.get("optimizer") is not None:
+            optimizer = _join_optimizer(tensors, state["optimizer"])
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {state_path} has an invalid model config: {e}") from e
-    model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    optimizer = None
-    if state.get("optimizer") is not None:
-        optimizer = _join_optimizer(tensors, state["optimizer"])
-    extra = dict(state.get("extra", {}))
-    if "rng.torch" in tensors:
-        extra["torch_rng"] = tensors["rng.torch"]
-    return Checkpoint(state["step"], model_config, model_sd, optimizer, extra, folder)
+        raise CheckpointError(f"checkpoint {state_path} is damaged: {e}") from e
+    return Checkpoint(
+        step=state["step"],
+        model_config=model_config,
+        model={k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")},
+        optimizer=optimizer,
+        extra=state["extra"],
+        rng=tensors.get("rng.torch"),
+        path=folder,
+    )
 
 
-def load_model(path: Path, which: str = "best", device: str = "cpu") -> Forecaster:
-    """Rebuild a model from a checkpoint alone (its saved ModelConfig) and load its weights.
-
-    In a run folder the checkpoint must be of the run's own model (model.json): a checkpoint
-    copied in from another run is refused rather than evaluated under this run's name.
-    """
-    ckpt = load_checkpoint(path, which)
-    run_model = Path(path) / "model.json"
-    if run_model.is_file():
-        try:
-            expected = ModelConfig.from_dict(json.loads(run_model.read_text()))
-        except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{run_model} is damaged: {e}") from e
-        if expected != ckpt.model_config:
-            got = ckpt.model_config
-            raise CheckpointError(
-                f"checkpoint {ckpt.path} is of another model ({got.name}, hidden "
-                f"{list(got.hidden)}, frames {(got.in_channels, got.height, got.width)}) than "
-                f"the run in {path} ({expected.name}, hidden {list(expected.hidden)}, frames "
-                f"{(expected.in_channels, expected.height, expected.width)})"
-            )
+def model_from_checkpoint(ckpt: Checkpoint) -> Forecaster:
+    """Rebuild the checkpoint's model from its saved ModelConfig and load its weights."""
     model = build_model(ckpt.model_config)
     load_weights(model, ckpt.model, str(ckpt.path))
-    return model.to(device).eval()
+    return model
 
 
 def load_weights(model: nn.Module, state_dict: dict[str, Tensor], where: str) -> None:

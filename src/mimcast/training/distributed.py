@@ -12,6 +12,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from mimcast.errors import ConfigError
+
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
@@ -32,9 +34,17 @@ def is_main() -> bool:
 def init_from_env(device: str) -> str:
     """Join the process group torchrun describes (if any); return this process's device.
 
-    Under torchrun each process uses the GPU of its LOCAL_RANK, also when called again (e.g. by
-    the evaluation that follows training in the same process).
+    "auto" is CUDA when a GPU is available, else the CPU. Under torchrun each process uses the
+    GPU of its LOCAL_RANK, also when called again (e.g. by the evaluation that follows training
+    in the same process). A CUDA device on a machine without one is a ConfigError.
     """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device} was asked for, but no CUDA device is available")
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if device.startswith("cuda") and index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return device
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -88,12 +98,3 @@ def any_process(flag: bool) -> bool:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
-
-
-def broadcast_object(obj):
-    """rank 0's value of a picklable object on every rank (used for small control values)."""
-    if not is_distributed():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
+
+from mimcast.errors import ConfigError
+from mimcast.settings import setting, validate
 
 
 def linear_eta(step: int, start: float = 1.0, decay: float = 2e-5, stop: float = 0.0) -> float:
@@ -45,14 +49,24 @@ def bernoulli_mask(p: float, batch: int, steps: int, generator: torch.Generator)
 
 @dataclass(frozen=True)
 class SamplingSchedule:
-    """Which schedule a run uses and its constants (the `train.sampling` config section)."""
+    """Which schedule a run uses and its constants: the `train.sampling` config section."""
 
-    kind: str = "linear"  # "linear", "reverse" or "none" (always feed predictions)
-    eta_start: float = 1.0
-    eta_decay: float = 2e-5
-    reverse_s1: int = 25_000
-    reverse_s2: int = 50_000
-    reverse_alpha: float = 5_000.0
+    SECTION: ClassVar[str] = "train.sampling"
+
+    kind: str = setting("linear", choices=("linear", "reverse", "none"))
+    eta_start: float = setting(1.0, low=0.0, high=1.0)
+    eta_decay: float = setting(2e-5, low=0.0, high=1.0)
+    reverse_s1: int = setting(25_000, low=0)
+    reverse_s2: int = setting(50_000, low=1)
+    reverse_alpha: float = setting(5_000.0, above=0.0)
+
+    def __post_init__(self) -> None:
+        validate(self, self.SECTION)
+        if self.reverse_s2 <= self.reverse_s1:
+            raise ConfigError(
+                f"train.sampling.reverse_s2 ({self.reverse_s2}) must be above reverse_s1 "
+                f"({self.reverse_s1})"
+            )
 
     def etas(self, step: int) -> tuple[float | None, float]:
         """(context eta or None when context steps always see true frames, future eta)."""
@@ -60,12 +74,10 @@ class SamplingSchedule:
             return None, linear_eta(step, self.eta_start, self.eta_decay)
         if self.kind == "reverse":
             return reverse_etas(step, self.reverse_s1, self.reverse_s2, self.reverse_alpha)
-        if self.kind == "none":
-            return None, 0.0
-        raise ValueError(f"unknown scheduled sampling kind {self.kind!r}")
+        return None, 0.0  # "none": always feed the predictions
 
     def masks(
-        self, step: int, batch: int, seq_len: int, context_len: int, seed: int
+        self, step: int, *, batch: int, seq_len: int, context_len: int, seed: int
     ) -> tuple[Tensor | None, Tensor | None]:
         """(mask, context_mask) for Forecaster.forward at training step `step`."""
         r_eta, eta = self.etas(step)

@@ -1,86 +1,44 @@
-"""The training loop. It knows the Forecaster protocol (frames, context_len, masks), not models.
+"""The training loop: fetch a batch, forward, backward, step. Everything else hangs off it.
 
-Determinism: the batch of step s and its scheduled-sampling masks are functions of (seed, s),
-so a run resumed from a checkpoint sees exactly the data and masks of an uninterrupted one, and
-a run on N processes sees the same global batches as a run on one (each rank takes its slice).
+It knows the Forecaster protocol (frames, context_len, masks), not models. After each step
+small hooks log the row, validate, save a checkpoint and stop on a signal. Determinism: the
+batch of step s and its scheduled-sampling masks are functions of (seed, s) (see batches.py),
+so a resumed run sees exactly the data and masks of an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import math
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from mimcast.errors import DataError, MimcastError
 from mimcast.training import distributed as dist_utils
+from mimcast.training.batches import StepSampler
 from mimcast.training.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from mimcast.training.config import TrainSection
-from mimcast.training.sampling import SamplingSchedule
+from mimcast.training.logs import TrainingLog, trim_log
+from mimcast.training.precision import autocast
+from mimcast.training.stopping import StopSignals
 
 
 class TrainingError(MimcastError):
     """Training cannot go on (a NaN loss, say); the message names the step."""
 
 
-def batch_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
-    """Dataset indices of the global batch at `step`: epochs are seeded permutations of range(n)."""
-    out = []
-    for pos in range(step * batch_size, (step + 1) * batch_size):
-        epoch, k = divmod(pos, n)
-        perm = _permutation(n, seed, epoch)
-        out.append(int(perm[k]))
-    return out
+@dataclass(frozen=True)
+class TrainerOutputs:
+    """Where a trainer writes: the checkpoint folder, log.csv and the TensorBoard folder."""
 
-
-_PERM_CACHE: dict[tuple[int, int, int], np.ndarray] = {}
-
-
-def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
-    key = (n, seed, epoch)
-    if key not in _PERM_CACHE:
-        if len(_PERM_CACHE) > 4:
-            _PERM_CACHE.clear()
-        _PERM_CACHE[key] = np.random.default_rng([seed, epoch]).permutation(n)
-    return _PERM_CACHE[key]
-
-
-class StepSampler(Sampler[list[int]]):
-    """Yields this rank's slice of the global batch for steps start..stop-1."""
-
-    def __init__(self, n: int, batch_size: int, seed: int, start: int, stop: int) -> None:
-        self.n, self.batch_size, self.seed, self.start, self.stop = n, batch_size, seed, start, stop
-        self.rank, self.world = dist_utils.rank(), dist_utils.world_size()
-        if batch_size % self.world:
-            raise TrainingError(
-                f"train.batch_size {batch_size} is not divisible by the {self.world} processes"
-            )
-
-    def __iter__(self) -> Iterator[list[int]]:
-        per = self.batch_size // self.world
-        for step in range(self.start, self.stop):
-            idx = batch_indices(step, self.batch_size, self.n, self.seed)
-            yield idx[self.rank * per : (self.rank + 1) * per]
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Mixed precision context: bf16 on CPU, bf16 or fp16 on CUDA; fp32 master weights."""
-    if precision == "32":
-        return contextlib.nullcontext()
-    dtype = torch.float16 if precision == "16-mixed" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    checkpoints: Path
+    log_csv: Path
+    tensorboard: Path | None = None
 
 
 @dataclass
@@ -98,64 +56,51 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
+        *,
         train_set: Dataset,
         cfg: TrainSection,
-        run_dir: Path,
+        outputs: TrainerOutputs,
         context_len: int,
         validate: Callable[[nn.Module], float] | None = None,
         log: Callable[[str], None] = print,
         num_workers: int = 0,
     ) -> None:
-        self.cfg = cfg
-        self.num_workers = num_workers
+        self.cfg, self.outputs, self.log = cfg, outputs, log
         self.device = torch.device(cfg.device)
         self.raw_model = model.to(self.device)
         if cfg.channels_last:
             self.raw_model = self.raw_model.to(memory_format=torch.channels_last)
         self.model = dist_utils.wrap(self.raw_model, self.device)
-        self.train_set = train_set
-        self.context_len = context_len
-        self.run_dir = Path(run_dir)
+        self.train_set, self.context_len, self.num_workers = train_set, context_len, num_workers
         self.validate = validate
-        self.log = log
         self.optimizer = torch.optim.Adam(self.raw_model.parameters(), lr=cfg.lr)
-        self.schedule = SamplingSchedule(
-            cfg.sampling,
-            cfg.eta_start,
-            cfg.eta_decay,
-            cfg.reverse_s1,
-            cfg.reverse_s2,
-            cfg.reverse_alpha,
-        )
         self.state = TrainState()
-        self._stop_signal: str | None = None
 
     # ---------------------------------------------------------------- checkpoints
     def save(self, best: bool = False) -> None:
         if not dist_utils.is_main():
             return
+        s = self.state
         extra = {
-            "best_val": self.state.best_val if math.isfinite(self.state.best_val) else None,
-            "best_step": self.state.best_step,
-            "skipped": self.state.skipped,
-            "eta": self.schedule.etas(self.state.step)[1],
-            "sampling": self.cfg.sampling,
+            "best_val": s.best_val if math.isfinite(s.best_val) else None,
+            "best_step": s.best_step,
+            "skipped": s.skipped,
         }
-        pointers = ("last", "best") if best else ("last",)
         save_checkpoint(
-            self.run_dir / "checkpoints",
-            self.state.step,
-            self.raw_model,
-            self.optimizer,
-            extra,
-            pointers,
+            self.outputs.checkpoints,
+            step=s.step,
+            model=self.raw_model,
+            optimizer=self.optimizer,
+            extra=extra,
+            pointers=("last", "best") if best else ("last",),
         )
 
     def resume(self) -> None:
-        ckpt = load_checkpoint(self.run_dir, "last")
+        """Load the last checkpoint: weights, optimizer, counters and the torch RNG state."""
+        ckpt = load_checkpoint(self.outputs.checkpoints, "last")
         if ckpt.model_config != self.raw_model.config:
             raise TrainingError(
-                f"the checkpoint in {self.run_dir} is of another model ({ckpt.model_config.name}, "
+                f"the checkpoint {ckpt.path} is of another model ({ckpt.model_config.name}, "
                 f"hidden {list(ckpt.model_config.hidden)}): resume with the run's own config"
             )
         load_weights(self.raw_model, ckpt.model, str(ckpt.path))
@@ -163,25 +108,29 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt.optimizer)
         best = ckpt.extra.get("best_val")
         self.state = TrainState(
-            ckpt.step,
-            math.inf if best is None else best,
-            ckpt.extra.get("best_step", -1),
-            ckpt.extra.get("skipped", 0),
+            step=ckpt.step,
+            best_val=math.inf if best is None else best,
+            best_step=ckpt.extra.get("best_step", -1),
+            skipped=ckpt.extra.get("skipped", 0),
         )
-        if "torch_rng" in ckpt.extra:
-            torch.set_rng_state(ckpt.extra["torch_rng"])
+        if ckpt.rng is not None:
+            torch.set_rng_state(ckpt.rng)
         if dist_utils.is_main():
-            _trim_log(self.run_dir / "log.csv", ckpt.step)
+            trim_log(self.outputs.log_csv, ckpt.step)
 
-    # ---------------------------------------------------------------- the loop
+    # ---------------------------------------------------------------- one step
     def _masks(self, batch: int, seq_len: int) -> tuple[Tensor | None, Tensor | None]:
         """This rank's slice of the global batch's masks (drawn for the global batch)."""
-        mask, ctx = self.schedule.masks(
-            self.state.step, self.cfg.batch_size, seq_len, self.context_len, self.cfg.seed
+        mask, ctx = self.cfg.sampling.masks(
+            self.state.step,
+            batch=self.cfg.batch_size,
+            seq_len=seq_len,
+            context_len=self.context_len,
+            seed=self.cfg.seed,
         )
         r = dist_utils.rank()
 
-        def pick(m):
+        def pick(m: Tensor | None) -> Tensor | None:
             return None if m is None else m[r * batch : (r + 1) * batch].to(self.device)
 
         return pick(mask), pick(ctx)
@@ -199,195 +148,139 @@ class Trainer:
             preds = self.model(frames, self.context_len, mask, ctx_mask)
         loss = torch.mean((preds.float() - frames[:, 1:].float()) ** 2)  # L2 loss
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            self.raw_model.parameters(), self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
-        )
+        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), clip)
         # The global batch's loss (mean of the equal per-rank means): the same value, and so the
         # same NaN decision, on every rank, and the loss a 1-process run logs.
         total = dist_utils.all_reduce_sum(loss.detach().float().clone())
         value = total.item() / dist_utils.world_size()
         if not (math.isfinite(value) and torch.isfinite(grad_norm)):
-            what = "loss" if not math.isfinite(value) else "gradient norm"
-            if self.cfg.on_nan == "stop":
-                raise TrainingError(
-                    f"the {what} became {value if what == 'loss' else grad_norm.item()} at step "
-                    f"{self.state.step + 1}; the last good checkpoint is kept (train.on_nan=skip "
-                    "skips such batches instead)"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            self.state.skipped += 1
-            self.log(
-                f"step {self.state.step + 1}: the {what} is not finite; batch skipped "
-                f"({self.state.skipped} so far)"
-            )
-            return None
+            return self._not_finite(value, grad_norm.item())
         self.optimizer.step()
         return value
 
+    def _not_finite(self, loss: float, grad_norm: float) -> None:
+        what, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", grad_norm)
+        if self.cfg.on_nan == "stop":
+            raise TrainingError(
+                f"the {what} became {value} at step {self.state.step + 1}; the last good "
+                "checkpoint is kept (train.on_nan=skip skips such batches instead)"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.skipped += 1
+        self.log(
+            f"step {self.state.step + 1}: the {what} is not finite; batch skipped "
+            f"({self.state.skipped} so far)"
+        )
+        return None
+
+    # ---------------------------------------------------------------- the loop
     def fit(self) -> TrainState:
-        cfg = self.cfg
-        start = self.state.step
+        cfg, start = self.cfg, self.state.step
         if start >= cfg.steps:
             self.log(f"nothing to do: the run is at step {start} of {cfg.steps}")
             return self.state
-        sampler = StepSampler(len(self.train_set), cfg.batch_size, cfg.seed, start, cfg.steps)
-        loader = DataLoader(
-            self.train_set,
-            batch_sampler=sampler,
-            num_workers=self.num_workers,
-            persistent_workers=False,
-        )
         main = dist_utils.is_main()
-        logger = _CsvLog(self.run_dir / "log.csv") if main else None
-        tb = _tensorboard(self.run_dir / "tb") if main else None
-        bar = _progress(cfg.steps, start, main)
-        t_last, seqs = time.perf_counter(), 0
-        old_handlers = self._install_signal_handlers()
+        log = TrainingLog(
+            self.outputs.log_csv, self.outputs.tensorboard, total=cfg.steps, start=start
+        ) if main else None  # fmt: skip
+        self._speed = (time.perf_counter(), 0)
         self.raw_model.train()
         try:
-            for frames in _named_steps(loader, self.state):
-                loss = self.train_step(frames)
-                self.state.step += 1
-                step = self.state.step
-                seqs += cfg.batch_size
-                row = {"step": step, "loss": loss, "eta": self.schedule.etas(step - 1)[1]}
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    now = time.perf_counter()
-                    row["seq_per_s"] = seqs / max(now - t_last, 1e-9)
-                    t_last, seqs = now, 0
-                val_due = self.validate is not None and (
-                    step % cfg.val_every == 0 or step == cfg.steps
-                )
-                best = False
-                if val_due:
-                    try:
-                        row["val_mse"] = self.validate(self.raw_model)
-                    except DataError as e:
-                        raise DataError(f"validation at step {step}: {e}") from e
-                    self.raw_model.train()
-                    if row["val_mse"] < self.state.best_val:
-                        self.state.best_val, self.state.best_step, best = row["val_mse"], step, True
-                if main:
-                    logger.write(row)
-                    if tb is not None:
-                        for k, v in row.items():
-                            if k != "step" and v is not None:
-                                tb.add_scalar(k, v, step)
-                    bar.update(1)
-                    if loss is not None:
-                        bar.set_postfix(
-                            loss=f"{loss:.4g}",
-                            **({"seq/s": f"{row['seq_per_s']:.1f}"} if "seq_per_s" in row else {}),
-                        )
-                # Logged first, saved second: a kill in between leaves a row past the checkpoint,
-                # which a resume drops, never a checkpoint whose row is missing.
-                saved = best or step % cfg.checkpoint_every == 0 or step == cfg.steps
-                if saved:
-                    self.save(best=best)
-                if dist_utils.any_process(self._stop_signal is not None):  # all ranks stop
-                    self._stop_signal = self._stop_signal or "a signal to another process"
-                    self.state.stopped_by = self._stop_signal
-                    if not saved:
-                        self.save()
-                    self.log(
-                        f"stopped by {self._stop_signal} at step {step}; checkpoint saved, "
-                        "continue with --resume"
-                    )
-                    break
+            with StopSignals() as signals:
+                self._loop(start, log, signals)
         finally:
-            self._restore_signal_handlers(old_handlers)
-            if main:
-                bar.close()
-                logger.close()
-                if tb is not None:
-                    tb.close()
+            if log is not None:
+                log.close()
         dist_utils.barrier()  # rank 0's last checkpoint is on disk before any rank reads it
         return self.state
 
-    # ---------------------------------------------------------------- signals
-    def _install_signal_handlers(self) -> dict:
-        def handler(signum, _frame):  # finish the step, save, stop; a second signal aborts
-            if self._stop_signal is not None:
-                raise KeyboardInterrupt
-            self._stop_signal = signal.Signals(signum).name
+    def _loop(self, start: int, log: TrainingLog | None, signals: StopSignals) -> None:
+        for frames in self._batches(start):
+            loss = self.train_step(frames)  # fetch -> forward -> backward -> step
+            self.state.step += 1
+            if self._after_step(loss, log, signals):
+                return
 
-        old = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread: no handlers
-                old[sig] = signal.signal(sig, handler)
-        return old
+    def _after_step(self, loss: float | None, log: TrainingLog | None, signals) -> bool:
+        """The hooks of one finished step; True when training must stop."""
+        row = self._row(loss)
+        best = self._validate_if_due(row)
+        if log is not None:
+            log.write(row)
+        # Logged first, saved second: a kill in between leaves a row past the checkpoint,
+        # which a resume drops, never a checkpoint whose row is missing.
+        saved = self._save_if_due(best)
+        return self._stop_if_signalled(signals, saved)
 
-    @staticmethod
-    def _restore_signal_handlers(old: dict) -> None:
-        for sig, h in old.items():
-            signal.signal(sig, h)
+    def _row(self, loss: float | None) -> dict:
+        step = self.state.step
+        row = {"step": step, "loss": loss, "eta": self.cfg.sampling.etas(step - 1)[1]}
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        t_last, seqs = self._speed
+        seqs += self.cfg.batch_size
+        if step % self.cfg.log_every == 0 or step == self.cfg.steps:
+            now = time.perf_counter()
+            row["seq_per_s"] = seqs / max(now - t_last, 1e-9)
+            t_last, seqs = now, 0
+        self._speed = (t_last, seqs)
+        return row
 
-
-def _named_steps(loader: DataLoader, state: TrainState) -> Iterator[Tensor]:
-    """The loader's batches; a data error while reading one names the step it was for."""
-    it = iter(loader)
-    while True:
+    def _validate_if_due(self, row: dict) -> bool:
+        """Validate on schedule; True when this step is the best so far."""
+        step = self.state.step
+        if self.validate is None or (step % self.cfg.val_every and step != self.cfg.steps):
+            return False
         try:
-            frames = next(it)
-        except StopIteration:
-            return
+            row["val_mse"] = self.validate(self.raw_model)
         except DataError as e:
-            msg = str(e).strip()
-            if "Original Traceback" in msg:  # raised in a DataLoader worker: keep its message
-                msg = msg.splitlines()[-1].split(": ", 1)[-1]
-            raise DataError(f"step {state.step + 1}: {msg}") from e
-        yield frames
+            raise DataError(f"validation at step {step}: {e}") from e
+        self.raw_model.train()
+        if row["val_mse"] < self.state.best_val:
+            self.state.best_val, self.state.best_step = row["val_mse"], step
+            return True
+        return False
 
+    def _save_if_due(self, best: bool) -> bool:
+        step = self.state.step
+        due = best or step % self.cfg.checkpoint_every == 0 or step == self.cfg.steps
+        if due:
+            self.save(best=best)
+        return due
 
-def _trim_log(path: Path, step: int) -> None:
-    """Drop log rows after `step` (written after the checkpoint a resume starts from, or cut
-    short by a kill), so the resumed run's rows follow on without duplicates."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as f:  # keep the csv module's \r\n line ends as they are
-        lines = f.read().splitlines(keepends=True)
-    if not lines or not lines[0].endswith("\n"):  # the header itself was cut short
-        path.unlink()  # _CsvLog writes a new one
-        return
-    keep = [lines[0]]
-    for line in lines[1:]:
-        first = line.split(",", 1)[0]
-        if line.endswith("\n") and first.isdigit() and int(first) <= step:
-            keep.append(line)
-    if len(keep) != len(lines):
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="") as f:
-            f.write("".join(keep))
-        tmp.replace(path)
+    def _stop_if_signalled(self, signals: StopSignals, saved: bool) -> bool:
+        if not dist_utils.any_process(signals.received is not None):  # all ranks stop together
+            return False
+        self.state.stopped_by = signals.received or "a signal to another process"
+        if not saved:
+            self.save()
+        self.log(
+            f"stopped by {self.state.stopped_by} at step {self.state.step}; checkpoint saved, "
+            "continue with --resume"
+        )
+        return True
 
-
-class _CsvLog:
-    FIELDS = ("step", "loss", "eta", "seq_per_s", "val_mse")
-
-    def __init__(self, path: Path) -> None:
-        new = not path.exists()
-        self.f = open(path, "a", newline="")  # noqa: SIM115 - closed by close()
-        self.w = csv.DictWriter(self.f, fieldnames=self.FIELDS)
-        if new:
-            self.w.writeheader()
-
-    def write(self, row: dict) -> None:
-        self.w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in self.FIELDS})
-        self.f.flush()
-
-    def close(self) -> None:
-        self.f.close()
-
-
-def _tensorboard(path: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # noqa: BLE001 - tensorboard is optional
-        return None
-    return SummaryWriter(str(path))
-
-
-def _progress(total: int, start: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=start, disable=not enabled, unit="step", dynamic_ncols=True)
+    def _batches(self, start: int) -> Iterator[Tensor]:
+        """The batches of steps start..steps-1; a data error while reading one names the step
+        it was for."""
+        sampler = StepSampler(
+            len(self.train_set),
+            batch_size=self.cfg.batch_size,
+            seed=self.cfg.seed,
+            steps=range(start, self.cfg.steps),
+            rank=dist_utils.rank(),
+            world=dist_utils.world_size(),
+        )
+        loader = DataLoader(self.train_set, batch_sampler=sampler, num_workers=self.num_workers)
+        it = iter(loader)
+        while True:
+            try:
+                frames = next(it)
+            except StopIteration:
+                return
+            except DataError as e:
+                msg = str(e).strip()
+                if "Original Traceback" in msg:  # raised in a DataLoader worker: keep its message
+                    msg = msg.splitlines()[-1].split(": ", 1)[-1]
+                raise DataError(f"step {self.state.step + 1}: {msg}") from e
+            yield frames

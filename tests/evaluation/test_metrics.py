@@ -14,7 +14,7 @@ from skimage.metrics import structural_similarity
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from mimcast.errors import ConfigError, DataError
-from mimcast.metrics import (
+from mimcast.evaluation.metrics import (
     PSNR_CAP,
     FrameMetrics,
     evaluate,

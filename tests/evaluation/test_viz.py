@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from mimcast.errors import ConfigError
-from mimcast.viz import (
+from mimcast.evaluation.viz import (
     plot_framewise,
     save_comparison_gif,
     save_diff_maps,

@@ -60,12 +60,21 @@ def _target(path: str | Path) -> Path:
     return p
 
 
-def _save(fig: Any, path: Path, dpi: int) -> Path:
+def figure(figsize: tuple[float, float]) -> Any:
+    """A matplotlib Figure drawn through its own Agg canvas (no pyplot, no global state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return fig
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int) -> Path:
+    """Write `fig` as PNG to `path` (its folder is created); returns the path."""
+    p = _target(path)
+    fig.savefig(p, dpi=dpi, format="png")
+    return p
 
 
 def _index(n: int, every: int, max_frames: int, last: bool = False) -> list[int]:
@@ -88,11 +97,9 @@ def plot_framewise(
     ``curves[label][metric]`` is the per-frame list (e.g. ``FrameMetrics.compute()["per_frame"]``);
     the x axis is the predicted frame index 1..T.
     """
-    from matplotlib.figure import Figure
-
     if not curves:
         raise ConfigError("plot_framewise needs at least one curve")
-    fig = Figure(figsize=(6, 4))
+    fig = figure((6, 4))
     ax = fig.add_subplot()
     for label, per_frame in curves.items():
         if metric not in per_frame:
@@ -105,7 +112,7 @@ def plot_framewise(
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    return _save(fig, _target(path), dpi)
+    return save_figure(fig, path, dpi)
 
 
 def save_strip(
@@ -127,8 +134,6 @@ def save_strip(
     ``every`` subsamples frames; at most ``max_frames`` future frames and as many of the last
     context frames are shown. Frames are labelled with their 1-based time index.
     """
-    from matplotlib.figure import Figure
-
     t_pred = _frames(pred, "pred")
     known = true is not None
     t_true = _frames(true, "true") if known else np.zeros_like(t_pred)
@@ -142,7 +147,7 @@ def save_strip(
     ctx_img = _unit(_pick(ctx, channel), vrange)
     true_img, pred_img = (_unit(_pick(a, channel), vrange) for a in (t_true, t_pred))
     ncol = len(ci) + len(fi)
-    fig = Figure(figsize=(1.1 * ncol + 0.8, 2.6))
+    fig = figure((1.1 * ncol + 0.8, 2.6))
     axes = fig.subplots(2, ncol, squeeze=False)
     show = dict(cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     for j, i in enumerate(ci):
@@ -161,7 +166,7 @@ def save_strip(
     axes[0, 0].set_ylabel("truth", fontsize=8)
     axes[1, len(ci)].set_ylabel("prediction", fontsize=8)
     fig.subplots_adjust(left=0.04, right=0.99, top=0.85, bottom=0.03, wspace=0.05, hspace=0.1)
-    return _save(fig, _target(path), dpi)
+    return save_figure(fig, path, dpi)
 
 
 def save_diff_maps(
@@ -182,8 +187,6 @@ def save_diff_maps(
     Rows are channels (all of them, or only ``channel``), columns predicted frames; values are in
     the inputs' units (convert first for data units). ``vmax`` defaults to the largest difference.
     """
-    from matplotlib.figure import Figure
-
     t_true, t_pred = _frames(true, "true"), _frames(pred, "pred")
     if t_true.shape != t_pred.shape:
         raise DataError(f"true {t_true.shape} and pred {t_pred.shape} differ in shape")
@@ -194,7 +197,7 @@ def save_diff_maps(
     fi = _index(len(diff), every, max_frames)
     top = float(vmax) if vmax is not None else float(diff[fi][:, chans].max(initial=0.0))
     top = top if top > 0 else 1.0
-    fig = Figure(figsize=(1.2 * len(fi) + 1.4, 1.3 * len(chans) + 0.5))
+    fig = figure((1.2 * len(fi) + 1.4, 1.3 * len(chans) + 0.5))
     axes = fig.subplots(len(chans), len(fi), squeeze=False)
     im = None
     for r, c in enumerate(chans):
@@ -210,7 +213,7 @@ def save_diff_maps(
     fig.subplots_adjust(left=0.05, right=0.88, top=0.85, bottom=0.05, wspace=0.05, hspace=0.1)
     cax = fig.add_axes((0.9, 0.1, 0.02, 0.7))
     fig.colorbar(im, cax=cax, label="|pred - true|")
-    return _save(fig, _target(path), dpi)
+    return save_figure(fig, path, dpi)
 
 
 def _gif(images: list[np.ndarray], path: str | Path, fps: float, scale: int) -> Path:

@@ -13,35 +13,32 @@ import torch
 from PIL import Image
 
 from mimcast import cli
-from mimcast.experiments import MODELS, STUDIES, run_study, study_configs
-from mimcast.forget_gates import GateStats, merge_seeds, report_lines
+from mimcast.studies.experiments import StudyRequest, run_study, study_configs
+from mimcast.studies.forget_gates import GateStats, merge_seeds, report_lines
+from mimcast.studies.report import MODELS
+from mimcast.studies.tables import STUDIES
+from tests.tiny import tiny_sets
 
-TINY = (
-    "model.hidden=[4,4]",
-    "model.filter_size=3",
-    "data.options.canvas=32",
-    "data.options.seq_len=6",
-    "data.options.context_len=3",
-    "data.options.num_sequences=8",
-    "eval.num_sequences=4",
-    "eval.batch_size=4",
-    "eval.show=1",
-    "train.val_sequences=4",
-    "train.batch_size=4",
-)
+# The tiny run (bf16 as the cpu preset has it; 8 sequences); steps and eta come from the study.
+TINY = tuple(
+    s
+    for s in tiny_sets({"data": {"options": {"num_sequences": 8}}})
+    if not s.startswith(("train.precision", "train.sampling", "train.val_every",
+                         "train.checkpoint_every"))
+)  # fmt: skip
 
 
 def _run(name: str, tmp: Path, seeds=(0,), log=None) -> tuple[Path, dict]:
-    report = run_study(
-        name,
-        "cpu",
-        seeds,
-        tmp / "runs" / name,
-        tmp / "docs" / name,
+    request = StudyRequest(
+        name=name,
+        preset="cpu",
+        seeds=seeds,
+        out=tmp / "runs" / name,
+        report_dir=tmp / "docs" / name,
         steps=2,
         sets=TINY,
-        log=log or (lambda *_: None),
     )
+    report = run_study(request, log=log or (lambda *_: None))
     return report, json.loads((report.parent / "results.json").read_text())
 
 
@@ -175,7 +172,7 @@ def test_gate_stats_accounting() -> None:
 
 
 def test_presets_give_every_model_the_same_budget() -> None:
-    runs = study_configs("table1", "cpu", (0, 1))
+    runs = study_configs(StudyRequest("table1", "cpu", (0, 1)))
     assert [(label, seed) for label, seed, _ in runs] == [
         ("convlstm", 0),
         ("convlstm", 1),
@@ -186,16 +183,19 @@ def test_presets_give_every_model_the_same_budget() -> None:
     ]
     for _, seed, cfg in runs:
         assert cfg.train.seed == seed and cfg.train.steps == runs[0][2].train.steps
-        assert cfg.model.hidden == [32] * 4 and cfg.model.filter_size == 3
+        assert cfg.model.hidden == (32,) * 4 and cfg.model.filter_size == 3
         assert cfg.data.name == "mmnist" and cfg.data.options["seq_len"] == 20
-        assert cfg.train.eta_decay == pytest.approx(2 / cfg.train.steps)
-    paper = study_configs("table3", "paper", (0,))
+        assert cfg.train.sampling.eta_decay == pytest.approx(2 / cfg.train.steps)
+    paper = study_configs(StudyRequest("table3", "paper", (0,)))
     for _, _, cfg in paper:
-        assert cfg.model.hidden == [64] * 4 and cfg.model.filter_size == 5
+        assert cfg.model.hidden == (64,) * 4 and cfg.model.filter_size == 5
         assert cfg.model.layer_norm and cfg.train.steps == 100_000
-        assert cfg.train.eta_decay == pytest.approx(2e-5) and cfg.data.name == "mmnist-accel"
-    ablation = study_configs("table2", "cpu", (0,), sets=("model.hidden=[16,16,16,16]",))
-    assert all(cfg.model.hidden == [16] * 4 for _, _, cfg in ablation)
+        assert cfg.train.sampling.eta_decay == pytest.approx(2e-5)
+        assert cfg.data.name == "mmnist-accel"
+    ablation = study_configs(
+        StudyRequest("table2", "cpu", (0,), sets=("model.hidden=[16,16,16,16]",))
+    )
+    assert all(cfg.model.hidden == (16,) * 4 for _, _, cfg in ablation)
 
 
 KEYS = ("share_above", "volatility", "ignored_share")

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from mimcast.bench import BenchConfig, format_bench, run_bench
+from mimcast import ModelConfig
+from mimcast.cli.bench import BenchConfig, format_bench, run_bench
 
 
 @pytest.fixture(scope="module")
 def tiny_bench() -> dict:
+    model = ModelConfig(
+        name="mim", in_channels=1, height=16, width=16, patch_size=4, hidden=(4, 4),
+        filter_size=3,
+    )  # fmt: skip
     cfg = BenchConfig(
-        hidden=4, layers=2, filter_size=3, size=16, batch=2, seq_len=6, context_len=3,
-        steps=1, checkpoint_steps=True, threads=1,
+        model=model, batch=2, seq_len=6, context_len=3, steps=1, grad_checkpointing=True,
+        threads=1,
     )  # fmt: skip
     return run_bench(cfg)
 
@@ -41,4 +46,5 @@ def test_bench_report_names_every_path(tiny_bench) -> None:
     assert "optimised + activation checkpointing" in text
     assert "plain eager fp32" in text and "% of the ceiling" in text
     assert "| train peak RSS MB | infer peak RSS MB |" in text
-    assert "3->3" in text  # context -> horizon of the config
+    assert "3->3" in text and "mim (paper) 2x4, filter 3" in text  # the config measured
+    assert "no AMX" in text or "(AMX)" in text  # the machine, next to every timing

@@ -14,21 +14,9 @@ import pytest
 import yaml
 from PIL import Image
 
-TINY = [
-    "model.hidden=[4,4]",
-    "model.filter_size=3",
-    "train.val_every=2",
-    "train.checkpoint_every=2",
-    "train.val_sequences=4",
-    "train.log_every=1",
-    "eval.num_sequences=6",
-    "eval.batch_size=4",
-    "eval.show=2",
-    "data.options.num_sequences=16",
-    "data.options.canvas=32",
-    "data.options.seq_len=6",
-    "data.options.context_len=3",
-]
+from tests.tiny import tiny_sets
+
+TINY = tiny_sets({"train": {"precision": "bf16-mixed"}, "eval": {"num_sequences": 6, "show": 2}})
 
 
 def mimcast(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -57,7 +45,7 @@ def test_train_writes_every_artifact(run: Path) -> None:
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["train"]["steps"] == 4 and cfg["model"]["hidden"] == [4, 4]
     assert json.loads((run / "model.json").read_text())["height"] == 32
-    assert json.loads((run / "data.json").read_text())["units_scale"] == 255.0
+    assert json.loads((run / "data.json").read_text())["units_scale"] == [255.0]
     rows = list(csv.DictReader((run / "log.csv").open()))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     assert all(float(r["loss"]) > 0 for r in rows) and rows[1]["val_mse"] != ""
@@ -129,6 +117,8 @@ def test_predict_from_context_in_data_units(run: Path, tmp_path: Path) -> None:
         (["train", "--model", "mimo"], "unknown model 'mimo'"),
         (["train", "--data", "imagenet"], "unknown dataset 'imagenet'"),
         (["train", "--set", "train.lr=fast"], "train.lr must be a number"),
+        (["train", "--seed", "-1"], "train.seed must be >= 0"),
+        (["train", "--lr", "inf"], "train.lr must be a finite number"),
         (["train", "--preset", "huge"], "unknown preset 'huge'"),
         (["evaluate", "--run-dir", "nowhere"], "not a mimcast run folder"),
     ],

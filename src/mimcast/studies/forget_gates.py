@@ -18,7 +18,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
-from mimcast.experiment_report import spread_verdict
+from mimcast.evaluation import viz
+from mimcast.runs.datasets import build_splits
+from mimcast.runs.predict import load_run_model
+from mimcast.runs.rundir import RunDir
+from mimcast.studies.report import spread_verdict
 
 THRESHOLD = 0.9
 HIST_RANGE = (-0.5, 1.5)
@@ -108,16 +112,14 @@ def probe_run(
     batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Gate statistics of a trained run over its evaluation split (free-running, float32)."""
-    from mimcast.training.checkpoint import load_model
-    from mimcast.training.runs import datasets, read_run_config
-
-    cfg = read_run_config(run_dir)
+    run = RunDir(run_dir)
+    cfg = run.read_config()
     split = cfg.eval.split
-    data = datasets(cfg, (split,))[split]
+    data = build_splits(cfg, (split,))[split]
     n = cfg.eval.num_sequences if num_sequences is None else num_sequences
     n = len(data) if n <= 0 else min(n, len(data))
     loader = DataLoader(Subset(data, range(n)), batch_size=batch_size or cfg.eval.batch_size)
-    model = load_model(run_dir, which, device)
+    model, _ = load_run_model(run, which, device)
     context_len = int(data.context_len)
     stats = GateStats()
     with torch.no_grad():
@@ -175,13 +177,9 @@ def _mean_std(values: list[float | None]) -> dict[str, float]:
 
 def plot_histograms(merged: dict[str, Any], title: str, path: Path, dpi: int = 110) -> Path:
     """One panel per layer: the distribution of gate values, with the threshold marked."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     layers = merged["layers"]
     edges = np.array(merged["bin_edges"])
-    fig = Figure(figsize=(3.2 * len(layers), 3.0))
-    FigureCanvasAgg(fig)
+    fig = viz.figure((3.2 * len(layers), 3.0))
     axes = fig.subplots(1, len(layers), squeeze=False)[0]
     for ax, (key, layer) in zip(axes, layers.items()):
         counts = np.array(layer["hist"], dtype=np.float64)
@@ -194,20 +192,14 @@ def plot_histograms(merged: dict[str, Any], title: str, path: Path, dpi: int = 1
     axes[0].set_ylabel("share of values")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return viz.save_figure(fig, path, dpi)
 
 
 def plot_share_over_time(
     merged_by_model: dict[str, dict[str, Any]], context_len: int, path: Path, dpi: int = 110
 ) -> Path:
     """Share of values above the threshold at each time step, per model and layer (Figure 7)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4))
-    FigureCanvasAgg(fig)
+    fig = viz.figure((7, 4))
     ax = fig.add_subplot()
     styles = ["-", "--", ":", "-."]
     for i, (label, merged) in enumerate(merged_by_model.items()):
@@ -228,9 +220,7 @@ def plot_share_over_time(
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return viz.save_figure(fig, path, dpi)
 
 
 def report_lines(merged_by_model: dict[str, dict[str, Any]], pictures: list[str]) -> list[str]:

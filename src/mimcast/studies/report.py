@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import math
-import os
-import platform
 import shlex
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
+
+from mimcast.evaluation import viz
+from mimcast.machine import one_line
+from mimcast.studies.report_dir import ReportDir
+
+if TYPE_CHECKING:
+    from mimcast.studies.experiments import StudyRequest
 
 METRICS = ("mse", "mae", "ssim", "ssim_legacy", "psnr")
 HEADERS = {
@@ -98,16 +103,13 @@ def _sentence(c: dict) -> str:
     )
 
 
-def framewise_plots(results: dict, report_dir: Path) -> list[str]:
-    from mimcast import viz
-
+def framewise_plots(results: dict, report: ReportDir) -> list[str]:
     names = []
     for m in ("mse", "ssim"):
         curves = {MODELS[k][0]: {m: v["per_frame_mean"][m]} for k, v in results["models"].items()}
         n = len(results["seeds"])
         title = f"frame-wise {m.upper()} ({results['study']}, mean of {n} seed{'s' * (n > 1)})"
-        viz.plot_framewise(curves, m, report_dir / f"framewise_{m}.png", title=title)
-        names.append(f"framewise_{m}.png")
+        names.append(viz.plot_framewise(curves, m, report.curve(m), title=title).name)
     return names
 
 
@@ -118,9 +120,24 @@ def _fmt(mean: float, std: float) -> str:
 
 
 def report_lines(results: dict, pictures: list[str], gate_lines: list[str]) -> list[str]:
+    """report.md of a study: claim, budget, results, comparisons, seeds, curves, provenance."""
     models = results["models"]
     first = next(iter(next(iter(models.values()))["seeds"].values()))
-    n_seq, seeds = first["n_sequences"], results["seeds"]
+    lines = _summary_lines(results, first["n_sequences"])
+    lines += _comparison_lines(results)
+    lines += _seed_lines(models)
+    lines += _paper_lines(results["paper"])
+    lines += ["", "## Frame-wise curves (Figures 4–5)", ""]
+    lines += [f"![{Path(p).stem}]({p})" for p in pictures]
+    lines += _curve_tables(models)
+    if gate_lines:
+        lines += ["", *gate_lines]
+    return lines + _reproduce_lines(results, first["config"])
+
+
+def _summary_lines(results: dict, n_seq: int) -> list[str]:
+    seeds = results["seeds"]
+    spread = f"(mean ± std over {len(seeds)} seeds)" if len(seeds) > 1 else "(one seed: no spread)"
     lines = [
         f"# {results['study']}: {results['title']}",
         "",
@@ -130,21 +147,25 @@ def report_lines(results: dict, pictures: list[str], gate_lines: list[str]) -> l
         f"{results['budget']}. Seeds: {', '.join(map(str, seeds))} (model initialisation, "
         "batch order and sampling masks; the data are the same for every seed).",
         "",
-        f"## Results: test split, {n_seq} sequences "
-        + (f"(mean ± std over {len(seeds)} seeds)" if len(seeds) > 1 else "(one seed: no spread)"),
+        f"## Results: test split, {n_seq} sequences {spread}",
         "",
         "| model | parameters | " + " | ".join(HEADERS[m] for m in METRICS) + " |",
         "|---" * (len(METRICS) + 2) + "|",
     ]
-    for label, r in models.items():
+    for label, r in results["models"].items():
         params = next(iter(r["seeds"].values()))["parameters"]
         cells = " | ".join(_fmt(r["mean"][m], r["std"][m]) for m in METRICS)
         lines.append(f"| {MODELS[label][0]} | {params / 1e6:.3f}M | {cells} |")
-    lines += [
+    return lines + [
         "",
         "MSE and MAE are per frame, summed over a frame's pixels in [0, 1] and averaged over "
         "sequences and the predicted frames (the paper's convention); SSIM is computed with "
         "data range 1, SSIM (legacy) with the reference code's 7x7 window.",
+    ]
+
+
+def _comparison_lines(results: dict) -> list[str]:
+    return [
         "",
         "### Comparisons",
         "",
@@ -153,6 +174,11 @@ def report_lines(results: dict, pictures: list[str], gate_lines: list[str]) -> l
         "*within the spread* and this budget does not separate the two models.",
         "",
         *[_sentence(c) for c in results["comparisons"]],
+    ]
+
+
+def _seed_lines(models: dict) -> list[str]:
+    lines = [
         "",
         "### Every seed",
         "",
@@ -169,23 +195,26 @@ def report_lines(results: dict, pictures: list[str], gate_lines: list[str]) -> l
                 f"| {MODELS[label][0]} | {seed} | {cells} | {s['best_step']} | "
                 f"{s['train_seconds'] / 60:.1f} min | {where} |"
             )
-    if results["paper"]:
-        lines += [
-            "",
-            "### The paper's numbers (64 channels, 100,000 steps: not comparable with a CPU "
-            "budget)",
-            "",
-            "| model | SSIM | MSE | MAE |",
-            "|---|---|---|---|",
-            *[
-                f"| {MODELS[k][0]} | {v['ssim']} | {v['mse']} | {v['mae']} |"
-                for k, v in results["paper"].items()
-            ],
-        ]
-    lines += ["", "## Frame-wise curves (Figures 4–5)", ""]
-    lines += [f"![{Path(p).stem}]({p})" for p in pictures]
+    return lines
+
+
+def _paper_lines(paper: dict) -> list[str]:
+    if not paper:
+        return []
+    return [
+        "",
+        "### The paper's numbers (64 channels, 100,000 steps: not comparable with a CPU budget)",
+        "",
+        "| model | SSIM | MSE | MAE |",
+        "|---|---|---|---|",
+        *[f"| {MODELS[k][0]} | {v['ssim']} | {v['mse']} | {v['mae']} |" for k, v in paper.items()],
+    ]
+
+
+def _curve_tables(models: dict) -> list[str]:
+    lines = []
+    names = [MODELS[k][0] for k in models]
     for m in ("mse", "ssim"):
-        names = [MODELS[k][0] for k in models]
         lines += [
             "",
             f"| frame | {' | '.join(f'{n} {m.upper()}' for n in names)} |",
@@ -195,10 +224,11 @@ def report_lines(results: dict, pictures: list[str], gate_lines: list[str]) -> l
         for i in range(n_frames):
             vals = " | ".join(f"{r['per_frame_mean'][m][i]:.4g}" for r in models.values())
             lines.append(f"| {i + 1} | {vals} |")
-    if gate_lines:
-        lines += ["", *gate_lines]
-    mach = results["machine"]
-    lines += [
+    return lines
+
+
+def _reproduce_lines(results: dict, config: dict) -> list[str]:
+    return [
         "",
         "## Reproduce",
         "",
@@ -207,9 +237,8 @@ def report_lines(results: dict, pictures: list[str], gate_lines: list[str]) -> l
         "```",
         "",
         f"- commit: `{results['commit']}`",
-        f"- machine: {mach['cpu']}, {mach['cores']} cores ({mach['torch_threads']} torch "
-        f"threads), {mach.get('gpu') or 'no GPU'}; torch {mach['torch']}, Python "
-        f"{mach['python']}, {mach['platform']}",
+        f"- machine: {one_line(results['machine'])} ({results['machine']['torch_threads']} "
+        f"torch threads), {results['machine']['platform']}",
         f"- started {results['started']}; this invocation took "
         f"{results['wall_seconds'] / 60:.1f} min (runs already finished were skipped or reused)",
         "- every run's resolved config is in results.json and in its run folder's config.yaml; "
@@ -219,12 +248,11 @@ def report_lines(results: dict, pictures: list[str], gate_lines: list[str]) -> l
         "<details><summary>config</summary>",
         "",
         "```yaml",
-        yaml.safe_dump(first["config"], sort_keys=False).rstrip(),
+        yaml.safe_dump(config, sort_keys=False).rstrip(),
         "```",
         "",
         "</details>",
     ]
-    return lines
 
 
 # ------------------------------------------------------------------------------- provenance
@@ -237,39 +265,39 @@ def budget(cfg) -> str:
         f"{len(m.hidden)} layers x {m.hidden[0]} channels, filter {m.filter_size}, patch "
         f"{m.patch_size}, layer norm {'on' if m.layer_norm else 'off'}; data {d.name} "
         f"({ctx} → {total if isinstance(total, str) else total - ctx}); {t.steps} steps of batch "
-        f"{t.batch_size}, Adam lr {t.lr:g}, precision {t.precision}, scheduled sampling eta 1 → 0 "
-        f"by step {math.ceil(t.eta_start / t.eta_decay)}; validation every {t.val_every} steps "
+        f"{t.batch_size}, Adam lr {t.lr:g}, precision {t.precision}, {_sampling(t.sampling)}; "
+        f"validation every {t.val_every} steps "
         f"on {t.val_sequences} sequences, the best checkpoint tested on {n_eval} "
         f"{cfg.eval.split} sequences"
     )
 
 
-def command_line(name, preset, seeds, out, report_dir, steps, sets, data, data_root, device, reuse):
-    args = [
-        "mimcast",
-        "experiment",
-        name,
-        "--preset",
-        preset,
-        "--seeds",
-        *map(str, seeds),
-        "--out",
-        Path(out).as_posix(),
-        "--report-dir",
-        Path(report_dir).as_posix(),
-    ]
+def _sampling(s) -> str:
+    if s.kind == "linear":
+        end = math.ceil(s.eta_start / s.eta_decay) if s.eta_decay else "never"
+        return f"scheduled sampling eta {s.eta_start:g} → 0 by step {end}"
+    if s.kind == "reverse":
+        return f"reverse scheduled sampling (s1 {s.reverse_s1}, s2 {s.reverse_s2})"
+    return "no scheduled sampling"
+
+
+def command_line(req: StudyRequest) -> str:
+    """The `mimcast experiment` command that reruns this study."""
+    args = ["mimcast", "experiment", req.name, "--preset", req.preset, "--seeds"]
+    args += [*map(str, req.seeds), "--out", req.out_dir.as_posix()]
+    args += ["--report-dir", req.report_path.as_posix()]
     for flag, value in (
-        ("--steps", steps),
-        ("--data", data),
-        ("--data-root", data_root),
-        ("--device", device),
+        ("--steps", req.steps),
+        ("--data", req.data),
+        ("--data-root", req.data_root),
+        ("--device", req.device),
     ):
         if value is not None:
             args += [flag, str(value)]
-    if not reuse:
+    if not req.reuse:
         args.append("--no-reuse")
-    if sets:
-        args += ["--set", *sets]
+    if req.sets:
+        args += ["--set", *req.sets]
     return shlex.join(args)
 
 
@@ -294,33 +322,6 @@ def git_commit() -> str | None:
             continue
         return head.stdout.strip() + (" (dirty)" if dirty.stdout.strip() else "")
     return None
-
-
-def machine(device: str = "cpu") -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gpu = None
-    if str(device).startswith("cuda") and torch.cuda.is_available():
-        gpu = torch.cuda.get_device_name(torch.device(device))
-    return {
-        "cpu": cpu,
-        "cores": cores,
-        "torch_threads": torch.get_num_threads(),
-        "gpu": gpu,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": device,
-    }
 
 
 def clean_json(x):

@@ -1,0 +1,154 @@
+"""What each `mimcast` command does with its parsed flags (imports are deferred per command, so
+`mimcast --help` starts fast)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mimcast.errors import ConfigError
+
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
+
+
+def _train_overrides(a: argparse.Namespace) -> dict:
+    from mimcast.settings import merge
+    from mimcast.training.config import parse_set
+
+    out: dict = {}
+    flags = {
+        ("model", "name"): a.model,
+        ("data", "name"): a.data,
+        ("data", "root"): a.data_root,
+        ("train", "steps"): a.steps,
+        ("train", "batch_size"): a.batch_size,
+        ("train", "lr"): a.lr,
+        ("train", "precision"): a.precision,
+        ("train", "device"): a.device,
+        ("train", "seed"): a.seed,
+    }
+    for (section, key), value in flags.items():
+        if value is not None:
+            out.setdefault(section, {})[key] = value
+    return merge(out, parse_set(a.set))
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from mimcast.runs.evaluate import evaluate_run
+    from mimcast.runs.rundir import RunDir
+    from mimcast.runs.train import train_run
+    from mimcast.training.config import resolve_config
+    from mimcast.training.distributed import is_main
+
+    cfg = resolve_config(a.preset, a.config, _train_overrides(a))
+    state = train_run(cfg, a.run_dir, resume=a.resume, overwrite=a.overwrite)
+    if state.stopped_by is not None:  # a graceful stop: checkpoint saved, no evaluation
+        return EXIT_SIGNAL.get(state.stopped_by, 143)
+    if not a.no_eval:
+        evaluate_run(a.run_dir, device=cfg.train.device)
+        if is_main():
+            print(f"report: {RunDir(a.run_dir).report}")
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from mimcast.runs.evaluate import evaluate_run
+
+    evaluate_run(
+        a.run_dir,
+        split=a.split,
+        which=a.checkpoint,
+        data=a.data,
+        data_root=a.data_root,
+        compare=tuple(a.compare),
+        device=a.device,
+    )
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from mimcast.runs.predict import predict_run
+
+    out = predict_run(
+        a.run_dir,
+        input_path=a.input,
+        horizon=a.horizon,
+        output_path=a.output,
+        gif=a.gif,
+        png=a.png,
+        which=a.checkpoint,
+        device=a.device,
+        overwrite=a.overwrite,
+    )
+    print(f"wrote {a.output} {tuple(out.shape)}")
+    return 0
+
+
+def bench_config(a: argparse.Namespace):
+    """The bench's model: the paper preset's, changed by --model/--hidden/--layers/--set."""
+    from mimcast.cli.bench import BenchConfig
+    from mimcast.settings import merge
+    from mimcast.training.config import parse_set, resolve_config
+
+    for flag in ("hidden", "layers", "size"):
+        if getattr(a, flag) < 1:
+            raise ConfigError(f"bench: --{flag.replace('_', '-')} must be >= 1")
+    layer = {"model": {"name": a.model, "hidden": [a.hidden] * a.layers}}
+    overrides = merge(layer, parse_set(a.set))
+    if set(overrides) - {"model"}:
+        raise ConfigError("bench: --set takes model.* keys only")
+    model = resolve_config("paper", None, overrides).model.with_frames((1, a.size, a.size))
+    return BenchConfig(
+        model=model,
+        batch=a.batch,
+        seq_len=a.seq_len,
+        context_len=a.context_len,
+        steps=a.steps,
+        grad_checkpointing=a.checkpoint_steps,
+    )
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from mimcast.cli.bench import format_bench, run_bench
+
+    if a.json is not None:
+        if a.json.exists() and not a.overwrite:
+            raise ConfigError(f"{a.json} exists: pass --overwrite to replace it")
+        if not a.json.parent.is_dir():
+            raise ConfigError(f"output folder {a.json.parent} does not exist")
+    result = run_bench(bench_config(a))
+    print(format_bench(result))
+    if a.json is not None:
+        from mimcast.fs import atomic_write
+
+        atomic_write(a.json, json.dumps(result, indent=1))
+    return 0
+
+
+def cmd_experiment(a: argparse.Namespace) -> int:
+    from mimcast.studies.experiments import StudyRequest, run_study
+
+    request = StudyRequest(
+        name=a.name,
+        preset=a.preset,
+        seeds=tuple(a.seeds),
+        out=a.out,
+        report_dir=a.report_dir,
+        steps=a.steps,
+        sets=tuple(a.set),
+        data=a.data,
+        data_root=a.data_root,
+        device=a.device,
+        reuse=not a.no_reuse,
+    )
+    print(f"report: {run_study(request)}")
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "bench": cmd_bench,
+    "experiment": cmd_experiment,
+}

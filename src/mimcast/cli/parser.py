@@ -1,0 +1,119 @@
+"""The `mimcast` command line: one sub-parser per command, one line and exit 2 on bad flags."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        self.exit(EXIT_USAGE, f"mimcast: error: {message} (see mimcast {sub} --help)\n")
+
+
+def _sets(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument(
+        "--set",
+        nargs="+",
+        action="extend",  # --set a=1 --set b=2 keeps both
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"any config key, e.g. {example} (repeatable; a key given twice: the last wins)",
+    )
+
+
+def _train(sub) -> None:
+    t = sub.add_parser("train", help="train a model (defaults: quick preset, Moving MNIST)")
+    t.add_argument("--model", help="a registered model: convlstm, predrnn, mim, ...")
+    t.add_argument("--data", help="mmnist, mmnist-accel, mmnist-file, kth, taxibj or custom")
+    t.add_argument("--data-root", help="folder or file of the data set")
+    t.add_argument("--preset", default="quick", help="quick (default), mmnist, kth, taxibj, ...")
+    t.add_argument("--config", type=Path, help="YAML file of config sections")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--run-dir", type=Path, default=Path("runs/quick"))
+    t.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    t.add_argument("--overwrite", action="store_true", help="start the run in --run-dir again")
+    t.add_argument("--precision", choices=["32", "bf16-mixed", "16-mixed"])
+    t.add_argument("--device", help="auto, cpu or cuda[:N]")
+    t.add_argument("--seed", type=int)
+    _sets(t, "train.val_every=100 model.hidden=[32,32]")
+    t.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+
+
+def _evaluate(sub) -> None:
+    e = sub.add_parser("evaluate", help="per-frame metrics, plots and report of a run")
+    e.add_argument("--run-dir", type=Path, required=True)
+    e.add_argument("--data", help="evaluate on another data set of the same frame shape")
+    e.add_argument("--data-root")
+    e.add_argument("--split", choices=["train", "val", "test"])
+    e.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    e.add_argument(
+        "--compare", type=Path, nargs="+", action="extend", default=[],
+        help="other evaluated run folders to draw on the same curves",
+    )  # fmt: skip
+    e.add_argument("--device", default="cpu")
+
+
+def _predict(sub) -> None:
+    r = sub.add_parser("predict", help="forecast from context frames alone")
+    r.add_argument("--run-dir", type=Path, required=True)
+    r.add_argument("--input", type=Path, required=True, help=".npy/.npz (T,C,H,W) or (N,T,C,H,W)")
+    r.add_argument("--horizon", type=int, required=True)
+    r.add_argument("--output", type=Path, required=True, help=".npy or .npz")
+    r.add_argument("--gif", type=Path, help="an animated GIF of the first forecast")
+    r.add_argument("--png", type=Path, help="a strip of the first context and forecast")
+    r.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--overwrite", action="store_true")
+
+
+def _bench(sub) -> None:
+    b = sub.add_parser("bench", help="speed and memory: optimised path vs plain eager fp32")
+    b.add_argument("--model", default="mim")
+    b.add_argument("--hidden", type=int, default=64, help="channels of every layer")
+    b.add_argument("--layers", type=int, default=4)
+    b.add_argument("--size", type=int, default=64, help="frame height and width")
+    b.add_argument("--batch", type=int, default=8)
+    b.add_argument("--seq-len", type=int, default=20, help="frames per sequence (default 20)")
+    b.add_argument("--context-len", type=int, default=10, help="context frames (default 10)")
+    b.add_argument("--steps", type=int, default=5, help="timed steps after 2 warm-up steps")
+    b.add_argument(
+        "--checkpoint-steps",
+        action="store_true",
+        help="also measure the optimised path with activation checkpointing per time step",
+    )
+    b.add_argument("--json", type=Path, help="also write the raw numbers here")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    _sets(b, "model.filter_size=3 model.variant=openstl model.layer_norm=true")
+
+
+def _experiment(sub) -> None:
+    x = sub.add_parser("experiment", help="run a study of the paper end to end, write its report")
+    x.add_argument("name", help="table1, table2, table3 or forget-gates")
+    x.add_argument("--preset", default="cpu", help="cpu (default: ~1 h on 2 cores) or paper (GPU)")
+    x.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    x.add_argument("--out", type=Path, help="run folders (default runs/experiments/NAME)")
+    x.add_argument("--report-dir", type=Path, help="the report (default OUT/report)")
+    x.add_argument("--steps", type=int, help="training steps of every model (tiny tests)")
+    x.add_argument("--data", help="another data set than the study's")
+    x.add_argument("--data-root")
+    x.add_argument("--device", help="auto, cpu or cuda[:N]")
+    x.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="train even where a sibling study holds the identical finished run",
+    )
+    _sets(x, "model.hidden=[16,16,16,16] (for every model)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="mimcast", description="Spatiotemporal prediction with MIM and its baselines")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for add in (_train, _evaluate, _predict, _bench, _experiment):
+        add(sub)
+    return p

@@ -1,0 +1,97 @@
+"""What a model was trained on: frame shape, value range and the units map of its data.
+
+Saved with every run (data.json) and every exported model, so that predictions can be made
+from a context in the data's own units without the data set at hand:
+data units = model units * scale + offset, per channel or for all channels at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mimcast.errors import DataError
+
+from .base import SequenceDataset
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    frame_shape: tuple[int, int, int]  # (C, H, W)
+    value_range: tuple[float, float]  # of model units
+    units: str  # the data's own units
+    scale: tuple[float, ...]  # one value, or one per channel
+    offset: tuple[float, ...]
+    context_len: int
+    name: str = ""  # the data set it came from
+
+    @classmethod
+    def from_dataset(cls, ds: SequenceDataset) -> DataSpec:
+        norm = ds.normalizer
+        return cls(
+            frame_shape=tuple(int(v) for v in ds.frame_shape),
+            value_range=tuple(float(v) for v in ds.value_range),
+            units=str(ds.units),
+            scale=tuple(float(v) for v in np.ravel(norm.scale)),
+            offset=tuple(float(v) for v in np.ravel(norm.offset)),
+            context_len=int(ds.context_len),
+            name=str(ds.name),
+        )
+
+    def _params(self) -> tuple[np.ndarray, np.ndarray]:
+        """scale and offset shaped to broadcast over (C, H, W): (C, 1, 1) or scalars."""
+
+        def shaped(v: tuple[float, ...]) -> np.ndarray:
+            a = np.asarray(v, np.float64)
+            return a.reshape(-1, 1, 1) if len(a) > 1 else a.reshape(())
+
+        return shaped(self.scale), shaped(self.offset)
+
+    def to_data_units(self, x: np.ndarray) -> np.ndarray:
+        """Model units -> data units, over trailing (C, H, W) axes."""
+        scale, offset = self._params()
+        return np.asarray(x, np.float64) * scale + offset
+
+    def to_model_units(self, x: np.ndarray) -> np.ndarray:
+        scale, offset = self._params()
+        return (np.asarray(x, np.float64) - offset) / scale
+
+    def data_range(self) -> tuple[float, float]:
+        """The value range in data units (over all channels)."""
+        lo, hi = self.value_range
+        ends = self.to_data_units(np.array([lo, hi]))
+        return float(np.min(ends)), float(np.max(ends))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "frame_shape": list(self.frame_shape),
+            "value_range": list(self.value_range),
+            "units": self.units,
+            "units_scale": list(self.scale),  # data units = model units * scale + offset
+            "units_offset": list(self.offset),
+            "context_len": self.context_len,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> DataSpec:
+        try:
+            scale, offset = d["units_scale"], d["units_offset"]
+            spec = cls(
+                frame_shape=tuple(int(v) for v in d["frame_shape"]),
+                value_range=tuple(float(v) for v in d["value_range"]),
+                units=str(d.get("units", "")),
+                scale=tuple(float(v) for v in np.ravel(scale)),
+                offset=tuple(float(v) for v in np.ravel(offset)),
+                context_len=int(d.get("context_len", 1)),
+                name=str(d.get("name", "")),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"{where} is damaged: {e!r}") from e
+        if len(spec.frame_shape) != 3 or len(spec.value_range) != 2 or not spec.scale:
+            raise DataError(f"{where} is damaged: bad frame_shape, value_range or units_scale")
+        if any(s == 0 for s in spec.scale) or not np.all(np.isfinite(spec.scale + spec.offset)):
+            raise DataError(f"{where} is damaged: the units scale must be finite and non-zero")
+        return spec

@@ -1,0 +1,1 @@
+"""Evaluation primitives: per-frame metrics with the papers' conventions, and pictures."""

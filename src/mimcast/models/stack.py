@@ -1,0 +1,53 @@
+"""The recurrent-stack contract: what every model family provides to the shared rollout.
+
+A stack computes one time step of its layers. The Forecaster (rollout.py) owns the time loop,
+the patch folding, scheduled sampling and the output head, so a new model family is one file
+with a RecurrentStack subclass and a `@register_model` builder.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor, nn
+
+# probe(layer, name, value): receives gate activations when a caller asks for them (Figure 7).
+LayerProbe = Callable[[int, str, Tensor], None]
+# Each stack's state is its own NamedTuple of tensors (zero at the first step).
+StackState = Any
+
+
+class RecurrentStack(nn.Module, abc.ABC):
+    """One time step of a stack of recurrent layers.
+
+    Subclasses set `layers` (an nn.ModuleList whose first layer has the input convolution
+    `conv_x`) and `out_channels` (channels of the top hidden state), and implement
+    `initial_state` and `forward`.
+    """
+
+    layers: nn.ModuleList
+    out_channels: int
+
+    @property
+    def input_conv(self) -> nn.Module:
+        """The first layer's input convolution: the rollout may run it beforehand, batched over
+        the steps whose input is known, and pass its output to forward as `x_gates`."""
+        return self.layers[0].conv_x
+
+    @abc.abstractmethod
+    def initial_state(self, x: Tensor) -> StackState:
+        """The zero state for a batch of folded frames x (B, C', h, w)."""
+
+    @abc.abstractmethod
+    def forward(
+        self,
+        x: Tensor,
+        state: StackState | None,
+        probe: LayerProbe | None = None,
+        x_gates: Tensor | None = None,
+    ) -> tuple[Tensor, StackState]:
+        """One step: folded frame x (B, C', h, w) and the state (None at the first step) ->
+        (top hidden state (B, out_channels, h, w), new state). `x_gates` is input_conv(x)
+        when the rollout computed it beforehand."""

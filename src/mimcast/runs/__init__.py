@@ -1,0 +1,1 @@
+"""Run folders: training, evaluating and predicting with everything a run writes in one place."""
