@@ -25,10 +25,24 @@ from mimcast._version import __version__
 from mimcast.errors import StorageError
 
 
+def _nearly_full(path: Path | str) -> bool:
+    """Whether the file system of `path` has under 1 MiB free (a short write's likely cause:
+    some writers, Pillow's among them, report it without an errno)."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        st = os.statvfs(p)
+    except (OSError, AttributeError):
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
+
+
 def storage_error(path: Path | str, e: BaseException) -> StorageError:
     """A one-line StorageError for a failed write of `path` (full disk, read-only folder)."""
     reason = getattr(e, "strerror", None) or str(e)
-    if "No space left" in str(e) or getattr(e, "errno", None) == errno.ENOSPC:
+    full = getattr(e, "errno", None) == errno.ENOSPC or "No space left" in str(e)
+    if full or (getattr(e, "errno", None) is None and _nearly_full(path)):
         reason = "no space left on device"
     return StorageError(f"cannot write {path}: {reason}")
 

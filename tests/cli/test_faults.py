@@ -13,11 +13,9 @@ import errno
 import json
 import os
 import pickle
-import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,23 +31,12 @@ from mimcast.runs import train as train_mod
 from mimcast.training import checkpoint as ckpt_mod
 from mimcast.training.checkpoint import save_checkpoint
 from mimcast.training.trainer import Trainer
+from tests.helpers import assert_one_line_error, listing, run_cli, spawn_slow, wait_until
 from tests.tiny import tiny_sets
 
 TINY = tiny_sets({"train": {"val_every": 100}})  # validation only where a test asks for it
 NO_DATA = [s for s in TINY if not s.startswith("data.options")]
 CUSTOM = [*NO_DATA, "data.options.seq_len=6", "data.options.context_len=3"]
-# Slows every step down by a tenth of a second, so a kill or a signal lands mid-run.
-SLOW_MAIN = (
-    "import sys, time\n"
-    "from mimcast.training import trainer\n"
-    "step = trainer.Trainer.train_step\n"
-    "def slow(self, frames):\n"
-    "    time.sleep(0.1)\n"
-    "    return step(self, frames)\n"
-    "trainer.Trainer.train_step = slow\n"
-    "from mimcast.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -62,51 +49,21 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def mimcast(capsys, *args: str) -> tuple[int, str, str]:
-    """`mimcast ARGS` in-process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        code = cli.main([str(a) for a in args])
-    except SystemExit as e:  # argparse errors
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+mimcast = run_cli
 
 
 def train(
     capsys, run_dir: Path, *flags: str, sets: tuple[str, ...] = (), steps: int = 4
 ) -> tuple[int, str, str]:
-    """`mimcast train` of the tiny config; `sets` go after TINY (one --set: the last wins)."""
+    """`mimcast train` of the tiny config; `sets` go after TINY (a key again: the last wins)."""
     return mimcast(
         capsys, "train", "--run-dir", run_dir, "--steps", steps, "--batch-size", 4, "--no-eval",
         *flags, "--set", *TINY, *sets,
     )  # fmt: skip
 
 
-def listing(root: Path) -> dict[str, tuple[int, int]]:
-    """Every path under root with its size and modification time: 'nothing written' test."""
-    return {
-        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in sorted(root.rglob("*"))
-    }
-
-
 def load_checkpoint(run_dir: Path, which: str = "last"):
     return ckpt_mod.load_checkpoint(run_dir / "checkpoints", which)
-
-
-def assert_one_line_error(code: int, err: str, message: str, exit_code: int = 2) -> None:
-    """Exit code 2 (1 for a failing disk) and one line `mimcast: error: ...` (besides the
-    progress bar, if any)."""
-    lines = [
-        line
-        for line in err.replace("\r", "\n").splitlines()
-        if line.strip() and not re.search(r"\d+%\|", line)
-    ]
-    assert code == exit_code, err
-    assert "Traceback" not in err, err
-    assert len(lines) == 1 and lines[0].startswith("mimcast: error: "), err
-    assert message in lines[0], err
 
 
 def log_steps(run_dir: Path) -> list[int]:
@@ -149,25 +106,9 @@ def run(runs_ab, tmp_path) -> Path:
 
 # ---------------- kills and signals
 def _spawn(run_dir: Path, steps: int, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = ["train", "--run-dir", str(run_dir), "--steps", str(steps), "--batch-size", "4",
-            "--no-eval", "--set", *TINY, *extra]  # fmt: skip
-    return subprocess.Popen(
-        [sys.executable, "-c", SLOW_MAIN, *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def _wait(proc: subprocess.Popen, ready, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"training ended before {what}: {proc.returncode}\n{out}\n{err}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    args = ["train", "--run-dir", run_dir, "--steps", steps, "--batch-size", 4, "--no-eval",
+            "--set", *TINY, *extra]  # fmt: skip
+    return spawn_slow(*args)
 
 
 def _last_step(run_dir: Path) -> int:
@@ -180,7 +121,7 @@ def _last_step(run_dir: Path) -> int:
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, capsys) -> None:
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     proc = _spawn(killed, 20)
-    _wait(proc, lambda: _last_step(killed) >= 6, "the checkpoint of step 6")
+    wait_until(proc, lambda: _last_step(killed) >= 6, "the checkpoint of step 6")
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
@@ -195,14 +136,16 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, capsy
 
 
 @pytest.mark.parametrize(
-    ("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+    ("sig", "code"),
+    [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)],  # SIGHUP: ssh closed
+    ids=["SIGTERM", "SIGINT", "SIGHUP"],
 )
 def test_sigterm_and_sigint_save_stop_and_resume(sig, code, tmp_path, capsys) -> None:
     run_dir = tmp_path / "run"
     log = run_dir / "log.csv"
     # checkpoint_every=100: the only checkpoint is the one the signal makes
     proc = _spawn(run_dir, 40, "train.checkpoint_every=100")
-    _wait(proc, lambda: log.is_file() and len(log.read_text().splitlines()) >= 4, "3 steps")
+    wait_until(proc, lambda: log.is_file() and len(log.read_text().splitlines()) >= 4, "3 steps")
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
@@ -647,3 +590,87 @@ def test_bench_rejects_bad_sizes_before_running(tmp_path, capsys, args, message)
     code, _, err = mimcast(capsys, "bench", *args, "--json", target)
     assert_one_line_error(code, err, message)
     assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "foo"], "unknown model 'foo'"),
+        (["--layers", "1"], "mim needs at least 2 layers"),
+        (["--set", "model.filter_size=4"], "model.filter_size must be odd"),
+        (["--set", "train.steps=3"], "--set takes model.* keys only"),
+    ],
+)
+def test_bench_refuses_a_model_it_cannot_build_at_once(capsys, args, message) -> None:
+    """Defect 5: these used to hang forever (the child failed, the parent waited)."""
+    started = time.monotonic()
+    code, _, err = mimcast(capsys, "bench", "--steps", 1, *args)
+    assert_one_line_error(code, err, message)
+    assert time.monotonic() - started < 30
+
+
+def _dies(results) -> None:
+    os._exit(3)  # a child that dies without a word (killed, out of memory)
+
+
+def _fails(results) -> None:
+    results.put(("error", "RuntimeError: out of memory"))
+
+
+def test_bench_never_waits_for_a_dead_child() -> None:
+    from mimcast.cli.bench import run_in_child
+    from mimcast.errors import MimcastError
+
+    with pytest.raises(MimcastError, match="the optimised measurement died .exit code 3."):
+        run_in_child(_dies, (), "optimised")
+    with pytest.raises(MimcastError, match="measurement failed: RuntimeError: out of memory"):
+        run_in_child(_fails, (), "plain_fp32")
+
+
+def test_tracebacks_that_are_now_one_line(run, tmp_path, capsys) -> None:
+    """Defect 9, one case each, nothing written anywhere."""
+    (tmp_path / "binary.yaml").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "a-folder.yaml").mkdir()
+    np.save(tmp_path / "empty.npy", np.zeros((0, 1, 32, 32), np.float32))
+    (tmp_path / "zero.npy").write_bytes(b"")
+    predict = ["predict", "--run-dir", run, "--horizon", 2, "--output", tmp_path / "o.npy"]
+    train = ["train", "--run-dir", tmp_path / "new", "--steps", 1, "--set", *TINY]
+    before = {"run": listing(run), "tmp": listing(tmp_path)}
+    for args, message in (
+        (["evaluate", "--run-dir", run, "--device", "cuda"], "no CUDA device is available"),
+        (["evaluate", "--run-dir", run, "--device", "cuda:7"], "no CUDA device is available"),
+        ([*predict, "--input", tmp_path / "empty.npy"], "the context is empty"),
+        ([*predict, "--input", tmp_path / "zero.npy"], "cannot read"),
+        ([*train, "--config", tmp_path / "binary.yaml"], "is not a text (UTF-8 YAML) file"),
+        ([*train, "--config", tmp_path / "a-folder.yaml"], "is a folder, not a YAML file"),
+        ([*train, "--device", "gpu"], "train.device must be auto, cpu, cuda or cuda:N"),
+    ):
+        code, _, err = mimcast(capsys, *args)
+        assert_one_line_error(code, err, message)
+        assert {"run": listing(run), "tmp": listing(tmp_path)} == before, args
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda ck: (ck / "best.json").write_text('{"dir": 5}'), "is damaged: it names 5"),
+        (lambda ck: (ck / "best.json").write_text("[1, 2"), "is damaged"),
+        (
+            lambda ck: (next(ck.glob("step-*")) / "state.json").write_text('{"format": 1}'),
+            "is not a mimcast checkpoint",
+        ),
+        (
+            lambda ck: (next(ck.glob("step-*")) / "state.json").write_text(
+                '{"format": "mimcast-checkpoint-1", "step": "x"}'
+            ),
+            "is damaged: bad or missing 'step'",
+        ),
+    ],
+    ids=["pointer-dir-5", "pointer-not-json", "state-foreign", "state-bad-step"],
+)
+def test_a_damaged_pointer_or_state_is_one_line(run, capsys, damage, message) -> None:
+    damage(run / "checkpoints")
+    before = listing(run)
+    code, _, err = mimcast(capsys, "evaluate", "--run-dir", run)
+    assert_one_line_error(code, err, message)
+    assert listing(run) == before

@@ -151,6 +151,21 @@ class RunDir:
             if p.is_dir() != want_dir:
                 kind = "a folder" if want_dir else "a file"
                 raise ConfigError(f"{p} should be {kind} written by mimcast; move it away first")
+            foreign = self.foreign_files(p) if want_dir else []
+            if foreign:
+                raise ConfigError(
+                    f"{p} holds files mimcast did not write ({', '.join(foreign[:3])}): "
+                    "--overwrite would move them; move them away first"
+                )
+
+    def foreign_files(self, folder: Path) -> list[str]:
+        """Files (and links) under an owned folder that mimcast did not write, relative."""
+        out = []
+        for q in sorted(folder.rglob("*")):
+            rel = q.relative_to(self.path)
+            if q.is_symlink() or (q.is_file() and not self.is_owned(rel)):
+                out.append(str(q.relative_to(folder)))
+        return out
 
     # ------------------------------------------------------------------ ownership
     def is_owned(self, rel: Path) -> bool:

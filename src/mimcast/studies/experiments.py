@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mimcast.errors import ConfigError, MimcastError
+from mimcast.fs import atomic_write_json
 from mimcast.machine import describe
 from mimcast.models import build_model
 from mimcast.runs.evaluate import evaluate_run
@@ -207,15 +208,25 @@ def _run_one(cfg: RunConfig, run: RunDir, reuse: list[RunDir], log: Callable) ->
 def _gates(label: str, seed: int, run: dict, out: Path, log: Callable) -> dict[str, Any]:
     """Forget-gate statistics of a run over its test split, cached in <out>/gates/."""
     path = out / "gates" / f"{label}-seed{seed}.json"
-    if path.is_file():
-        cached = json.loads(path.read_text())
-        if cached.get("run_dir") == run["run_dir"]:
-            return cached["stats"]
+    cached = _read_gate_cache(path)
+    if path.exists() and cached is None:
+        raise ConfigError(f"{path} is not a gate cache mimcast wrote: move it away")
+    if cached is not None and cached["run_dir"] == run["run_dir"]:
+        return cached["stats"]
     log(f"probing the forget gates of {run['run_dir']}")
     stats = fg.probe_run(Path(run["run_dir"]), device=run["config"]["train"]["device"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(clean_json({"run_dir": run["run_dir"], "stats": stats})) + "\n")
+    atomic_write_json(path, clean_json({"run_dir": run["run_dir"], "stats": stats}))
     return json.loads(path.read_text())["stats"]
+
+
+def _read_gate_cache(path: Path) -> dict | None:
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(cached, dict) and {"run_dir", "stats"} <= set(cached)
+    return cached if ok else None
 
 
 # ------------------------------------------------------------------------------- the study
@@ -223,6 +234,8 @@ def run_study(req: StudyRequest, log: Callable[[str], None] = print) -> Path:
     """Run the requested study end to end and write its report; returns report.md's path."""
     study = get_study(req.name)
     out, report = req.out_dir, ReportDir(req.report_path)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is not a folder")
     if out.resolve() == report.path.resolve() or report.path.resolve() in out.resolve().parents:
         raise ConfigError("--out (run folders) must not lie inside --report-dir")
     runs = study_configs(req)  # every config validated before anything runs

@@ -9,7 +9,6 @@ an unknown key, a wrong type or an out-of-range value is a ConfigError naming th
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +20,7 @@ from mimcast.models import ModelConfig
 from mimcast.models.config import FRAME_FIELDS
 from mimcast.models.registry import check_buildable
 from mimcast.settings import build_section, merge, setting, to_plain, validate
+from mimcast.training.distributed import check_device
 from mimcast.training.presets import DEFAULT_PRESET, PRESETS
 from mimcast.training.sampling import SamplingSchedule
 
@@ -98,14 +98,6 @@ class RunConfig:
     def replace(self, **sections: dict[str, Any]) -> RunConfig:
         """A copy with some keys of some sections changed: replace(data={"name": "kth"})."""
         return config_from_dict(merge(self.to_dict(), sections))
-
-
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
-
-
-def check_device(device: str, key: str) -> None:
-    if not _DEVICE.fullmatch(device):
-        raise ConfigError(f"{key} must be auto, cpu, cuda or cuda:N, got {device!r}")
 
 
 def config_from_dict(data: Any) -> RunConfig:

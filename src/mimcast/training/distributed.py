@@ -7,6 +7,7 @@ runs on a laptop CPU and on many GPUs. gloo on CPU, NCCL on CUDA.
 from __future__ import annotations
 
 import os
+import re
 
 import torch
 import torch.distributed as dist
@@ -31,6 +32,15 @@ def is_main() -> bool:
     return rank() == 0
 
 
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device(device: str, key: str = "--device") -> None:
+    """A ConfigError unless `device` is auto, cpu, cuda or cuda:N."""
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise ConfigError(f"{key} must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+
 def init_from_env(device: str) -> str:
     """Join the process group torchrun describes (if any); return this process's device.
 
@@ -38,6 +48,7 @@ def init_from_env(device: str) -> str:
     GPU of its LOCAL_RANK, also when called again (e.g. by the evaluation that follows training
     in the same process). A CUDA device on a machine without one is a ConfigError.
     """
+    check_device(device)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
