@@ -68,3 +68,33 @@ def write_taxibj(path: Path, dates: list[bytes], hw: int = 32) -> np.ndarray:
         f["data"] = data
         f["date"] = np.array(dates, dtype="S10")
     return data
+
+
+def write_kth(root: Path, persons: dict[str, list[int]], frames: int = 24, size: int = 32) -> Path:
+    """A KTH tree: root/<action>/personNN_<action>_d1_uncomp/ clip folders of moving noise
+    (a random texture drifting by one pixel per frame), for `persons[action]`."""
+    rng = np.random.default_rng(0)
+    for action, ids in persons.items():
+        for p in ids:
+            texture = rng.integers(0, 256, (size, size + frames), dtype=np.uint8)
+            folder = root / action / f"person{p:02d}_{action}_d1_uncomp"
+            folder.mkdir(parents=True)
+            for k in range(frames):
+                img = np.repeat(texture[:, k : k + size, None], 3, axis=2)
+                cv2.imwrite(str(folder / f"image-{k + 1:03d}.png"), img)
+    return root
+
+
+def write_taxibj_root(root: Path, days: int = 6, hw: int = 32) -> Path:
+    """A folder with one BJ16_M32x32_T30_InOut.h5 of `days` complete days of smooth flows."""
+    root.mkdir(parents=True, exist_ok=True)
+    start = dt.date(2016, 3, 1)
+    dates = taxibj_dates([start + dt.timedelta(days=k) for k in range(days)])
+    t = np.arange(len(dates))[:, None, None, None]  # (T, 1, 1, 1)
+    yy, xx = np.mgrid[0:hw, 0:hw]
+    wave = np.sin(2 * np.pi * t / 48 + (xx + yy)[None, None] / hw)  # (T, 1, hw, hw)
+    data = 100 + 50 * wave * np.array([1.0, 0.5])[None, :, None, None]  # inflow, outflow
+    with h5py.File(root / "BJ16_M32x32_T30_InOut.h5", "w") as f:
+        f["data"] = data
+        f["date"] = np.array(dates, dtype="S10")
+    return root

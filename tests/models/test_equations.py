@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import sigmoid, tanh
 
-from mimcast.models.cells import MIMN, MIMS, ConvLSTMCell, ForgetGate, MIMBlock, STLSTMCell
+from mimcast.models.cells import CausalLSTMCell, ConvLSTMCell, GradientHighway, STLSTMCell
 from mimcast.models.layers import ConvSpec, LSTMState, MIMState
+from mimcast.models.mim_cells import MIMN, MIMS, ForgetGate, MIMBlock
 
 B, CIN, C, H, W, K = 2, 3, 4, 6, 5, 3
 GRID = (H, W)
@@ -88,6 +89,67 @@ def test_st_lstm_cell_is_equation_1() -> None:
     close(out, H_t)
     close(m_out, M_t)
     close(state.c, C_t)
+
+
+def test_st_lstm_v2_cell_returns_the_memory_increments() -> None:
+    """PredRNN-V2 (TPAMI 2022, Eq. 6): dC_t = i o g, dM_t = i' o g', the same cell otherwise."""
+    plain = randomise(STLSTMCell(CIN, C, SPEC, bias=True))
+    v2 = STLSTMCell(CIN, C, SPEC, bias=True, increments=True).double()
+    v2.load_state_dict(plain.state_dict())
+    X, H_, C_, M = rand(B, CIN, H, W), rand(B, C, H, W), rand(B, C, H, W), rand(B, C, H, W)
+    W_xi, W_xf, W_xg, W_xi_, W_xf_, W_xg_, _ = gates(v2.conv_x, 7)
+    W_hi, W_hf, W_hg, _ = gates(v2.conv_h, 4)
+    W_mi, W_mf, W_mg = gates(v2.conv_m, 3)
+    dC = sigmoid(conv(W_xi, X) + conv(W_hi, H_)) * tanh(conv(W_xg, X) + conv(W_hg, H_))
+    dM = sigmoid(conv(W_xi_, X) + conv(W_mi, M)) * tanh(conv(W_xg_, X) + conv(W_mg, M))
+    f = sigmoid(conv(W_xf, X) + conv(W_hf, H_))
+    f_ = sigmoid(conv(W_xf_, X) + conv(W_mf, M))
+
+    (h, m, delta_c, delta_m), state = v2((X, M), LSTMState(H_, C_))
+    (h1, m1), state1 = plain((X, M), LSTMState(H_, C_))
+    close(delta_c, dC)
+    close(delta_m, dM)
+    close(state.c, f * C_ + dC)
+    close(m, f_ * M + dM)
+    close(h, h1)
+    close(m, m1)
+
+
+def test_causal_lstm_cell_is_predrnnpp_equation_1() -> None:
+    """PredRNN++ (ICML 2018), Eq. 1: C first, then M from C_t; o = tanh(W_4 * [X, C_t, M_t])."""
+    cell = randomise(CausalLSTMCell(CIN, C, SPEC, bias=True))
+    X, H_, C_, M = rand(B, CIN, H, W), rand(B, C, H, W), rand(B, C, H, W), rand(B, C, H, W)
+    W_xg, W_xi, W_xf, W_xg_, W_xi_, W_xf_, W_xo = gates(cell.conv_x, 7)  # W_1, W_2, W_4 on X
+    W_hg, W_hi, W_hf = gates(cell.conv_h, 3)  # W_1 on H_{t-1}
+    W_cg, W_ci, W_cf = gates(cell.conv_c, 3)  # W_1 on C_{t-1}
+    W_mg, W_mi, W_mf, W_3 = gates(cell.conv_m, 4)  # W_2 on M^{l-1}_t, and W_3
+    W_Cg, W_Ci, W_Cf, W_Co = gates(cell.conv_c_new, 4)  # W_2 and W_4 on C_t
+    (W_Mo,) = gates(cell.conv_m_new, 1)  # W_4 on M_t
+
+    g = tanh(conv(W_xg, X) + conv(W_hg, H_) + conv(W_cg, C_))
+    i = sigmoid(conv(W_xi, X) + conv(W_hi, H_) + conv(W_ci, C_))
+    f = sigmoid(conv(W_xf, X) + conv(W_hf, H_) + conv(W_cf, C_))
+    C_t = f * C_ + i * g
+    g_ = tanh(conv(W_xg_, X) + conv(W_Cg, C_t) + conv(W_mg, M))
+    i_ = sigmoid(conv(W_xi_, X) + conv(W_Ci, C_t) + conv(W_mi, M))
+    f_ = sigmoid(conv(W_xf_, X) + conv(W_Cf, C_t) + conv(W_mf, M))
+    M_t = f_ * tanh(conv(W_3, M)) + i_ * g_
+    o = tanh(conv(W_xo, X) + conv(W_Co, C_t) + conv(W_Mo, M_t))
+    H_t = o * tanh(F.conv2d(torch.cat([C_t, M_t], 1), cell.conv_last.weight))  # W_5, 1x1
+
+    (out, m_out), state = cell((X, M), LSTMState(H_, C_))
+    close(out, H_t)
+    close(m_out, M_t)
+    close(state.c, C_t)
+
+
+def test_gradient_highway_is_predrnnpp_equation_2() -> None:
+    unit = randomise(GradientHighway(C, C, SPEC, bias=True))
+    X, Z = rand(B, C, H, W), rand(B, C, H, W)
+    (W_px, W_sx), (W_pz, W_sz) = gates(unit.conv_x, 2), gates(unit.conv_z, 2)
+    P = tanh(conv(W_px, X) + conv(W_pz, Z))
+    S = sigmoid(conv(W_sx, X) + conv(W_sz, Z))
+    close(unit(X, Z), S * P + (1 - S) * Z)
 
 
 def mim_n_equation_3(unit: MIMN, diff, N):
@@ -191,3 +253,32 @@ def test_forget_gate_ablation_unit_alone() -> None:
     retained, s_out = unit((D, C_prev), S)
     close(retained, sigmoid(conv(W_df, D) + conv(W_cf, C_prev)) * C_prev)
     assert s_out is S
+
+
+def _forget_cases():
+    """(cell, its gate convolution, indices of its forget gates, number of gates)."""
+    return [
+        (lambda s: ConvLSTMCell(CIN, C, s), "conv_x", (1,), 4),
+        (lambda s: STLSTMCell(CIN, C, s), "conv_x", (1, 4), 7),
+        (lambda s: CausalLSTMCell(CIN, C, s), "conv_x", (2, 5), 7),
+        (lambda s: MIMN(CIN, C, s), "conv_x", (2,), 4),
+        (lambda s: MIMS(C, C, s), "conv_d", (2,), 4),
+        (lambda s: ForgetGate(C, C, s), "conv_d", (0,), 1),
+        (lambda s: MIMBlock(CIN, C, s), "conv_x", (4,), 6),
+    ]
+
+
+@pytest.mark.parametrize("norm", ["none", "group"])
+@pytest.mark.parametrize("case", range(7))
+def test_forget_gates_start_open_with_and_without_layer_norm(case: int, norm: str) -> None:
+    """At initialisation the forget pre-activations average +1 and the others 0 (the +1 is
+    added after the norm: before it, the norm mixed it away)."""
+    make, name, forget, n = _forget_cases()[case]
+    torch.manual_seed(0)
+    cell = make(ConvSpec(K, (16, 16), norm))
+    gate_conv = getattr(cell, name)
+    x = torch.randn(64, gate_conv.conv.in_channels, 16, 16)
+    with torch.no_grad():
+        pre = gate_conv(x).chunk(n, dim=1)
+    for k, p in enumerate(pre):
+        assert p.mean().item() == pytest.approx(1.0 if k in forget else 0.0, abs=0.1), k

@@ -1,6 +1,6 @@
 """Models: cells, the shared rollout, one file per model family, and the registry."""
 
-from mimcast.models import convlstm, mim, predrnn  # noqa: F401  (register the families)
+from mimcast.models import convlstm, mim, predrnn, predrnnpp, predrnnv2  # noqa: F401 (registers)
 from mimcast.models.config import ModelConfig
 from mimcast.models.registry import build_model, create_model, list_models, register_model
 from mimcast.models.rollout import Forecaster

@@ -1,33 +1,19 @@
-"""Recurrent cells written as the paper's equations.
+"""LSTM-type cells written as their papers' equations: ConvLSTM, the ST-LSTM of PredRNN (and
+MIM's first layer), PredRNN++'s Causal LSTM and gradient highway unit.
 
 Each cell is a small module whose forward takes (input, state) and returns (output, new_state);
-no state is ever kept on the module. Names follow the paper: i/f/g/o are the input, forget,
+no state is ever kept on the module. Names follow the papers: i/f/g/o are the input, forget,
 modulation and output gates, primed names (suffix `_m`) the gates of the spatiotemporal memory M.
 The `probe` argument is an opt-in hook for reading gate activations (Figure 7); it is None, and
-costs nothing, unless the caller asks for it.
-
-Equation numbers refer to Wang et al., "Memory In Memory", CVPR 2019.
+costs nothing, unless the caller asks for it. MIM's own units are in mim_cells.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor, nn
 
-from mimcast.models.layers import ConvSpec, GateConv, LSTMState, MIMState
-
-Probe = Callable[[str, Tensor], None]
-
-
-def _init_forget_bias(conv: GateConv, gate_index: int, n_gates: int, value: float = 1.0) -> None:
-    """Start a forget gate open (bias +1), as LSTMs usually are; the paper leaves b_f free."""
-    bias = conv.conv.bias
-    if bias is not None:
-        c = bias.shape[0] // n_gates
-        with torch.no_grad():
-            bias[gate_index * c : (gate_index + 1) * c].fill_(value)
+from mimcast.models.layers import ConvSpec, GateConv, LSTMState, Probe, init_forget_bias
 
 
 class ConvLSTMCell(nn.Module):
@@ -51,7 +37,7 @@ class ConvLSTMCell(nn.Module):
         super().__init__()
         self.conv_x = GateConv(in_channels, 4 * hidden, spec, bias=bias)  # i f g o
         self.conv_h = GateConv(hidden, 4 * hidden, spec)  # i f g o
-        _init_forget_bias(self.conv_x, 1, 4)
+        init_forget_bias(self.conv_x, 1, 4)
         if peephole:
             self.w_ci = nn.Parameter(torch.zeros(hidden, *spec.grid))
             self.w_cf = nn.Parameter(torch.zeros(hidden, *spec.grid))
@@ -88,7 +74,9 @@ class ConvLSTMCell(nn.Module):
 class STLSTMCell(nn.Module):
     """Spatiotemporal LSTM, Eq. (1): the PredRNN cell and the first layer of MIM.
 
-    Input (X_t, M_t^{l-1}), state (H_{t-1}^l, C_{t-1}^l); output (H_t^l, M_t^l).
+    Input (X_t, M_t^{l-1}), state (H_{t-1}^l, C_{t-1}^l); output (H_t^l, M_t^l), and with
+    `increments` also the memory increments (dC_t, dM_t) = (i o g, i' o g') that PredRNN-V2's
+    decoupling loss reads (Wang et al., TPAMI 2022, Eq. 6).
     `forget_bias` is a constant added to both forget gates (1.0 in the reference code; 0 in the
     paper variant, whose learned b_f starts at 1 instead).
     """
@@ -101,6 +89,7 @@ class STLSTMCell(nn.Module):
         *,
         bias: bool = True,
         forget_bias: float = 0.0,
+        increments: bool = False,
     ) -> None:
         super().__init__()
         self.conv_x = GateConv(in_channels, 7 * hidden, spec, bias=bias)  # i f g i' f' g' o
@@ -108,9 +97,10 @@ class STLSTMCell(nn.Module):
         self.conv_m = GateConv(hidden, 3 * hidden, spec)  # i' f' g'
         self.conv_o = GateConv(2 * hidden, hidden, spec)  # W_co * C_t + W_mo * M_t
         self.conv_last = nn.Conv2d(2 * hidden, hidden, 1, bias=False)  # W_1x1
-        _init_forget_bias(self.conv_x, 1, 7)
-        _init_forget_bias(self.conv_x, 4, 7)
+        init_forget_bias(self.conv_x, 1, 7)
+        init_forget_bias(self.conv_x, 4, 7)
         self.forget_bias = forget_bias
+        self.increments = increments
 
     def forward(
         self,
@@ -118,7 +108,7 @@ class STLSTMCell(nn.Module):
         state: LSTMState,
         probe: Probe | None = None,
         x_gates: Tensor | None = None,
-    ) -> tuple[tuple[Tensor, Tensor], LSTMState]:
+    ) -> tuple[tuple[Tensor, ...], LSTMState]:
         """`x_gates`: conv_x(x) computed beforehand (batched over teacher-forced steps)."""
         x, m = inputs
         h, c = state
@@ -130,180 +120,95 @@ class STLSTMCell(nn.Module):
         i_t = torch.sigmoid(i_x + i_h)
         f_t = torch.sigmoid(f_x + f_h + self.forget_bias)
         g_t = torch.tanh(g_x + g_h)
-        c_new = f_t * c + i_t * g_t
+        delta_c = i_t * g_t
+        c_new = f_t * c + delta_c
 
         i_t_m = torch.sigmoid(i_xm + i_m)
         f_t_m = torch.sigmoid(f_xm + f_m + self.forget_bias)
         g_t_m = torch.tanh(g_xm + g_m)
-        m_new = f_t_m * m + i_t_m * g_t_m
+        delta_m = i_t_m * g_t_m
+        m_new = f_t_m * m + delta_m
 
         mem = torch.cat((c_new, m_new), dim=1)
         o_t = torch.sigmoid(o_x + o_h + self.conv_o(mem))
         h_new = o_t * torch.tanh(self.conv_last(mem))
         if probe is not None:
             probe("forget", f_t)
-        return (h_new, m_new), LSTMState(h_new, c_new)
+        out = (h_new, m_new, delta_c, delta_m) if self.increments else (h_new, m_new)
+        return out, LSTMState(h_new, c_new)
 
 
-class MIMN(nn.Module):
-    """Non-stationary unit MIM-N, Eq. (3). Input: the difference H_t^{l-1} - H_{t-1}^{l-1}.
+class CausalLSTMCell(nn.Module):
+    """PredRNN++'s Causal LSTM (Wang et al., ICML 2018, Eq. 1): the temporal memory C first, then
+    the spatial memory M from C_t, in a cascade.
 
-    State (D_{t-1}, N_{t-1}); output the differential features D_t = o o tanh(N_t).
+    (g, i, f) = (tanh, s, s)(W_1 * [X_t, H_{t-1}, C_{t-1}])    C_t = f o C_{t-1} + i o g
+    (g', i', f') = (tanh, s, s)(W_2 * [X_t, C_t, M^{l-1}_t])
+    M_t = f' o tanh(W_3 * M^{l-1}_t) + i' o g'
+    o = tanh(W_4 * [X_t, C_t, M_t])                           H_t = o o tanh(W_5 * [C_t, M_t])
+    (W_5 is 1x1.) Input (X_t, M^{l-1}_t), state (H_{t-1}, C_{t-1}); output (H_t, M_t).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        hidden: int,
-        spec: ConvSpec,
-        *,
-        bias: bool = True,
-    ) -> None:
+    def __init__(self, in_channels: int, hidden: int, spec: ConvSpec, *, bias: bool = True) -> None:
         super().__init__()
-        self.conv_x = GateConv(in_channels, 4 * hidden, spec, bias=bias)  # i g f o
-        self.conv_n = GateConv(hidden, 3 * hidden, spec)  # i g f  (W_n* N_{t-1})
-        self.conv_o = GateConv(hidden, hidden, spec)  # W_no * N_t
-        _init_forget_bias(self.conv_x, 2, 4)
-
-    def forward(self, diff: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
-        n = state.c
-        i_x, g_x, f_x, o_x = self.conv_x(diff).chunk(4, dim=1)
-        i_n, g_n, f_n = self.conv_n(n).chunk(3, dim=1)
-        g_t = torch.tanh(g_x + g_n)
-        i_t = torch.sigmoid(i_x + i_n)
-        f_t = torch.sigmoid(f_x + f_n)
-        n_new = f_t * n + i_t * g_t
-        o_t = torch.sigmoid(o_x + self.conv_o(n_new))
-        d = o_t * torch.tanh(n_new)
-        return d, LSTMState(d, n_new)
-
-
-class MIMS(nn.Module):
-    """Stationary unit MIM-S, Eq. (4). Input (D_t, C_{t-1}), state S_{t-1}.
-
-    Its output o o tanh(S_t) takes the place of f_t o C_{t-1} in the MIM block.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        hidden: int,
-        spec: ConvSpec,
-        *,
-        bias: bool = True,
-    ) -> None:
-        super().__init__()
-        self.conv_d = GateConv(in_channels, 4 * hidden, spec, bias=bias)  # i g f o
-        self.conv_c = GateConv(hidden, 4 * hidden, spec)  # i g f o
-        self.conv_o = GateConv(hidden, hidden, spec)  # W_so * S_t
-        _init_forget_bias(self.conv_d, 2, 4)
-
-    def forward(self, inputs: tuple[Tensor, Tensor], s: Tensor) -> tuple[Tensor, Tensor]:
-        d, c_prev = inputs
-        i_d, g_d, f_d, o_d = self.conv_d(d).chunk(4, dim=1)
-        i_c, g_c, f_c, o_c = self.conv_c(c_prev).chunk(4, dim=1)
-        g_t = torch.tanh(g_d + g_c)
-        i_t = torch.sigmoid(i_d + i_c)
-        f_t = torch.sigmoid(f_d + f_c)
-        s_new = f_t * s + i_t * g_t
-        o_t = torch.sigmoid(o_d + o_c + self.conv_o(s_new))
-        return o_t * torch.tanh(s_new), s_new
-
-
-class ForgetGate(nn.Module):
-    """Ablation "MIM without MIM-S": an ordinary forget gate from D_t and C_{t-1}.
-
-    f = s(W_df * D_t + W_cf * C_{t-1} + b_f); returns f o C_{t-1} in place of MIM-S's output.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        hidden: int,
-        spec: ConvSpec,
-        *,
-        bias: bool = True,
-        forget_bias: float = 0.0,
-    ) -> None:
-        super().__init__()
-        self.conv_d = GateConv(in_channels, hidden, spec, bias=bias)
-        self.conv_c = GateConv(hidden, hidden, spec)
-        _init_forget_bias(self.conv_d, 0, 1)
-        self.forget_bias = forget_bias
-
-    def forward(self, inputs: tuple[Tensor, Tensor], s: Tensor) -> tuple[Tensor, Tensor]:
-        d, c_prev = inputs
-        f_t = torch.sigmoid(self.conv_d(d) + self.conv_c(c_prev) + self.forget_bias)
-        return f_t * c_prev, s
-
-
-class MIMBlock(nn.Module):
-    """The MIM block, Eq. (2): an ST-LSTM whose forget gate is replaced by MIM-N -> MIM-S.
-
-    Input (H_t^{l-1}, the MIM-N input or None at the first step, M_t^{l-1});
-    state MIMState (H_{t-1}^l, C_{t-1}^l, MIM-N state, S_{t-1}^l);
-    output (H_t^l, M_t^l, D_t^l).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        hidden: int,
-        spec: ConvSpec,
-        *,
-        mim_n: bool = True,
-        mim_s: bool = True,
-    ) -> None:
-        super().__init__()
-        self.conv_x = GateConv(in_channels, 6 * hidden, spec, bias=True)  # i g i' g' f' o
-        self.conv_h = GateConv(hidden, 3 * hidden, spec)  # i g o
-        self.conv_m = GateConv(hidden, 3 * hidden, spec)  # i' g' f'
-        self.conv_o = GateConv(2 * hidden, hidden, spec)  # W_co * C_t + W_mo * M_t
-        self.conv_last = nn.Conv2d(2 * hidden, hidden, 1, bias=False)  # W_1x1
-        _init_forget_bias(self.conv_x, 4, 6)
-        # Without MIM-N the stationary unit reads the raw difference (channels of the layer below).
-        self.mimn = MIMN(in_channels, hidden, spec) if mim_n else None
-        d_channels = hidden if mim_n else in_channels
-        stationary = MIMS if mim_s else ForgetGate
-        self.mims = stationary(d_channels, hidden, spec)
+        self.conv_x = GateConv(in_channels, 7 * hidden, spec, bias=bias)  # g i f g' i' f' o
+        self.conv_h = GateConv(hidden, 3 * hidden, spec)  # g i f
+        self.conv_c = GateConv(hidden, 3 * hidden, spec)  # g i f  (C_{t-1})
+        self.conv_m = GateConv(hidden, 4 * hidden, spec)  # g' i' f' and W_3  (M^{l-1}_t)
+        self.conv_c_new = GateConv(hidden, 4 * hidden, spec)  # g' i' f' o  (C_t)
+        self.conv_m_new = GateConv(hidden, hidden, spec)  # o  (M_t)
+        self.conv_last = nn.Conv2d(2 * hidden, hidden, 1, bias=False)  # W_5
+        init_forget_bias(self.conv_x, 2, 7)
+        init_forget_bias(self.conv_x, 5, 7)
 
     def forward(
         self,
-        inputs: tuple[Tensor, Tensor | None, Tensor],
-        state: MIMState,
+        inputs: tuple[Tensor, Tensor],
+        state: LSTMState,
         probe: Probe | None = None,
-    ) -> tuple[tuple[Tensor, Tensor, Tensor], MIMState]:
-        x, diff, m = inputs
-        h, c, n_state, s = state
-        if diff is None:  # first step: no previous hidden state, the difference is zero
-            diff = torch.zeros_like(x)
-        i_x, g_x, i_xm, g_xm, f_xm, o_x = self.conv_x(x).chunk(6, dim=1)
-        i_h, g_h, o_h = self.conv_h(h).chunk(3, dim=1)
-        i_m, g_m, f_m = self.conv_m(m).chunk(3, dim=1)
+        x_gates: Tensor | None = None,
+    ) -> tuple[tuple[Tensor, Tensor], LSTMState]:
+        x, m = inputs
+        h, c = state
+        gx = self.conv_x(x) if x_gates is None else x_gates
+        g_x, i_x, f_x, g_xm, i_xm, f_xm, o_x = gx.chunk(7, dim=1)
+        g_h, i_h, f_h = self.conv_h(h).chunk(3, dim=1)
+        g_c, i_c, f_c = self.conv_c(c).chunk(3, dim=1)
+        g_m, i_m, f_m, w3_m = self.conv_m(m).chunk(4, dim=1)
 
-        g_t = torch.tanh(g_x + g_h)
-        i_t = torch.sigmoid(i_x + i_h)
-        d, n_state = self.mimn(diff, n_state) if self.mimn is not None else (diff, n_state)
-        retained, s_new = self.mims((d, c), s)  # MIM-S(D_t, C_{t-1}, S_{t-1})
-        c_new = retained + i_t * g_t
+        g_t = torch.tanh(g_x + g_h + g_c)
+        i_t = torch.sigmoid(i_x + i_h + i_c)
+        f_t = torch.sigmoid(f_x + f_h + f_c)
+        c_new = f_t * c + i_t * g_t
 
-        g_t_m = torch.tanh(g_xm + g_m)
-        i_t_m = torch.sigmoid(i_xm + i_m)
-        f_t_m = torch.sigmoid(f_xm + f_m)
-        m_new = f_t_m * m + i_t_m * g_t_m
+        g_cm, i_cm, f_cm, o_c = self.conv_c_new(c_new).chunk(4, dim=1)
+        g_t_m = torch.tanh(g_xm + g_cm + g_m)
+        i_t_m = torch.sigmoid(i_xm + i_cm + i_m)
+        f_t_m = torch.sigmoid(f_xm + f_cm + f_m)
+        m_new = f_t_m * torch.tanh(w3_m) + i_t_m * g_t_m
 
-        mem = torch.cat((c_new, m_new), dim=1)
-        o_t = torch.sigmoid(o_x + o_h + self.conv_o(mem))
-        h_new = o_t * torch.tanh(self.conv_last(mem))
+        o_t = torch.tanh(o_x + o_c + self.conv_m_new(m_new))
+        h_new = o_t * torch.tanh(self.conv_last(torch.cat((c_new, m_new), dim=1)))
         if probe is not None:
-            probe("fake_forget", fake_forget(retained, c))
-        return (h_new, m_new, d), MIMState(h_new, c_new, n_state, s_new)
+            probe("forget", f_t)
+        return (h_new, m_new), LSTMState(h_new, c_new)
 
 
-def fake_forget(retained: Tensor, c_prev: Tensor, eps: float = 1e-3) -> Tensor:
-    """The paper's "fake forget gate" (Figure 7): MIM-S output divided by C_{t-1}.
+class GradientHighway(nn.Module):
+    """PredRNN++'s gradient highway unit (Eq. 2): a short path for gradients through time.
 
-    Where |C_{t-1}| < eps the ratio is meaningless and is returned as NaN (callers ignore NaN).
+    P_t = tanh(W_px * X_t + W_pz * Z_{t-1})      S_t = s(W_sx * X_t + W_sz * Z_{t-1})
+    Z_t = S_t o P_t + (1 - S_t) o Z_{t-1}
     """
-    ratio = retained / c_prev
-    return torch.where(c_prev.abs() < eps, torch.full_like(ratio, float("nan")), ratio)
+
+    def __init__(self, in_channels: int, hidden: int, spec: ConvSpec, *, bias: bool = True) -> None:
+        super().__init__()
+        self.conv_x = GateConv(in_channels, 2 * hidden, spec, bias=bias)  # p s
+        self.conv_z = GateConv(hidden, 2 * hidden, spec)  # p s
+
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:
+        p_x, s_x = self.conv_x(x).chunk(2, dim=1)
+        p_z, s_z = self.conv_z(z).chunk(2, dim=1)
+        p_t = torch.tanh(p_x + p_z)
+        s_t = torch.sigmoid(s_x + s_z)
+        return s_t * p_t + (1 - s_t) * z

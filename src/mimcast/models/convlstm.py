@@ -8,7 +8,7 @@ from mimcast.models.cells import ConvLSTMCell
 from mimcast.models.config import ModelConfig
 from mimcast.models.layers import LSTMState, layer_probe, zeros_state
 from mimcast.models.registry import register_model
-from mimcast.models.stack import LayerProbe, RecurrentStack
+from mimcast.models.stack import AuxTerms, LayerProbe, RecurrentStack
 from mimcast.models.variants import conv_spec, variant
 
 ConvLSTMStackState = tuple[LSTMState, ...]
@@ -35,6 +35,7 @@ class ConvLSTMStack(RecurrentStack):
         state: ConvLSTMStackState | None,
         probe: LayerProbe | None = None,
         x_gates: Tensor | None = None,
+        aux: AuxTerms | None = None,
     ) -> tuple[Tensor, ConvLSTMStackState]:
         if state is None:
             state = self.initial_state(x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -15,6 +16,9 @@ from torch import Tensor, nn
 #   "chw"   - nn.LayerNorm([C, H, W]): statistics over (C, H, W), one scale and shift per element,
 #             as in OpenSTL (needed to load its weights).
 NORMS = ("none", "group", "chw")
+
+# probe(name, value): a cell's opt-in hook for reading gate activations (Figure 7).
+Probe = Callable[[str, Tensor], None]
 
 
 def make_norm(kind: str, channels: int, grid: tuple[int, int]) -> nn.Module:
@@ -50,9 +54,28 @@ class GateConv(nn.Module):
         k = spec.filter_size
         self.conv = nn.Conv2d(in_channels, out_channels, k, padding=k // 2, bias=bias)
         self.norm = make_norm(spec.norm, out_channels, spec.grid)
+        if bias and spec.norm != "none":  # before a norm a bias only offsets channels at random:
+            nn.init.zeros_(self.conv.bias)  # the norm's shift is the gates' starting bias
 
     def forward(self, x: Tensor) -> Tensor:
         return self.norm(self.conv(x))
+
+
+def init_forget_bias(conv: GateConv, gate_index: int, n_gates: int, value: float = 1.0) -> None:
+    """Start a forget gate open (bias +1), as LSTMs usually are; the paper leaves b_f free.
+
+    Only where the gates have learned biases (the paper variant; the reference code adds a
+    constant instead). With a layer norm the +1 goes into the norm's shift, after the
+    normalisation: in the convolution's bias the norm would mix it away (it would raise every
+    gate's mean by 2/7 and leave the forget gate at +0.7 above the others, or at 0 when the
+    forget gate is the convolution's only output).
+    """
+    if conv.conv.bias is None:
+        return
+    bias = conv.conv.bias if isinstance(conv.norm, nn.Identity) else conv.norm.bias
+    c = bias.shape[0] // n_gates
+    with torch.no_grad():
+        bias[gate_index * c : (gate_index + 1) * c].fill_(value)
 
 
 class LSTMState(NamedTuple):

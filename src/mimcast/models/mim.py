@@ -14,7 +14,7 @@ from mimcast.errors import ConfigError
 from mimcast.models.config import ModelConfig
 from mimcast.models.layers import LSTMState, MIMState, layer_probe, zeros_state
 from mimcast.models.registry import register_model
-from mimcast.models.stack import LayerProbe, RecurrentStack
+from mimcast.models.stack import AuxTerms, LayerProbe, RecurrentStack
 from mimcast.models.variants import conv_spec, variant
 from mimcast.models.zigzag import ZigzagState, memory_adapters, st_lstm_layer
 
@@ -58,6 +58,7 @@ class MIMStack(RecurrentStack):
         state: ZigzagState | None,
         probe: LayerProbe | None = None,
         x_gates: Tensor | None = None,
+        aux: AuxTerms | None = None,
     ) -> tuple[Tensor, ZigzagState]:
         first_step = state is None
         if first_step:

@@ -19,9 +19,9 @@ from mimcast.models.registry import create_model
 from mimcast.models.rollout import Forecaster
 
 # OpenSTL module names -> ours, after the layer prefix. Sequential(conv, LayerNorm) becomes
-# GateConv(conv, norm): ".0." -> ".conv.", ".1." -> ".norm.". ConvLSTM and ST-LSTM cells use
-# OpenSTL's own names (conv_x, conv_h, conv_m, conv_o, conv_last).
-_CELL = ("conv_x", "conv_h", "conv_m", "conv_o", "conv_last")
+# GateConv(conv, norm): ".0." -> ".conv.", ".1." -> ".norm.". The cells of ConvLSTM, PredRNN,
+# PredRNN-V2, PredRNN++ and MIM's first layer use OpenSTL's own names.
+_CELL = ("conv_x", "conv_h", "conv_m", "conv_o", "conv_last", "conv_c", "conv_c2m", "conv_om")
 _MIM_BLOCK = {
     "conv_x_cc": "conv_x",
     "conv_t_cc": "conv_h",
@@ -38,24 +38,42 @@ _MIMN = {
     "ct_weight": "mimn.ct_weight",
     "oc_weight": "mimn.oc_weight",
 }
-_UNUSED = {
+_TOP = {  # whole-model modules outside the layers
+    "conv_last": "head",
+    "gradient_highway.x_concat": "stack.highway.conv_x",  # PredRNN++'s GHU
+    "gradient_highway.z_concat": "stack.highway.conv_z",
+}
+_NEVER_USED = r"$^"
+_UNUSED = {  # parameters OpenSTL defines but never uses
     "convlstm": re.compile(r"cell_list\.\d+\.(conv_o|conv_last)\."),
     "mim": re.compile(r"stlstm_layer_diff\.\d+\.conv_last\."),
-    "predrnn": re.compile(r"$^"),
+    "predrnn": re.compile(_NEVER_USED),
+    "predrnnpp": re.compile(r"cell_list\.\d+\.conv_o\."),
+    "predrnnv2": re.compile(_NEVER_USED),
 }
+_LAYER_KEY = re.compile(r"(cell_list|stlstm_layer|stlstm_layer_diff)\.(\d+)\.([a-z_0-9]+)(\..*)?")
+_TOP_KEY = re.compile(r"(conv_last|adapter|gradient_highway\.[xz]_concat)(\..*)")
 
 
-def _map_key(name: str, key: str) -> str | None:
+def _gate_conv(rest: str) -> str:
+    """OpenSTL's nn.Sequential(conv, LayerNorm) children -> our GateConv's conv / norm."""
+    return re.sub(r"^\.0\.", ".conv.", re.sub(r"^\.1\.", ".norm.", rest))
+
+
+def _map_key(key: str, hidden: tuple[int, ...]) -> str | None:
     """Our parameter name for an OpenSTL one, or None when it has no counterpart."""
     if key.startswith("module."):  # saved from DataParallel / DDP
         key = key[len("module.") :]
-    if key == "conv_last.weight":
-        return "head.weight"
-    m = re.fullmatch(r"(cell_list|stlstm_layer|stlstm_layer_diff)\.(\d+)\.([a-z_]+)(\..*)?", key)
+    top = _TOP_KEY.fullmatch(key)
+    if top is not None:
+        if top.group(1) == "adapter":  # OpenSTL's one adapter, of the first layer's size
+            return f"stack.adapters.{hidden[0]}{top.group(2)}"
+        rest = top.group(2) if top.group(1) == "conv_last" else _gate_conv(top.group(2))
+        return f"{_TOP[top.group(1)]}{rest}"
+    m = _LAYER_KEY.fullmatch(key)
     if m is None:
         return None
-    group, idx, module, rest = m.group(1), int(m.group(2)), m.group(3), m.group(4) or ""
-    rest = re.sub(r"^\.0\.", ".conv.", re.sub(r"^\.1\.", ".norm.", rest))
+    group, idx, module, rest = m.group(1), int(m.group(2)), m.group(3), _gate_conv(m.group(4) or "")
     if group == "cell_list" or (group == "stlstm_layer" and idx == 0):
         table, layer = dict(zip(_CELL, _CELL)), idx
     elif group == "stlstm_layer":
@@ -108,7 +126,7 @@ def from_openstl(
     for key, value in sd.items():
         if _UNUSED[name].search(key):
             continue
-        target = _map_key(name, key)
+        target = _map_key(key, model.config.hidden)
         if target is None or target not in ours:
             raise CheckpointError(
                 f"unexpected parameter {key!r} in the OpenSTL checkpoint for {name!r} "

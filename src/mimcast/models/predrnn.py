@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from mimcast.models.config import ModelConfig
 from mimcast.models.layers import LSTMState, layer_probe, zeros_state
 from mimcast.models.registry import register_model
-from mimcast.models.stack import LayerProbe, RecurrentStack
+from mimcast.models.stack import AuxTerms, LayerProbe, RecurrentStack
 from mimcast.models.zigzag import ZigzagState, memory_adapters, st_lstm_layer
 
 
@@ -32,6 +32,7 @@ class PredRNNStack(RecurrentStack):
         state: ZigzagState | None,
         probe: LayerProbe | None = None,
         x_gates: Tensor | None = None,
+        aux: AuxTerms | None = None,
     ) -> tuple[Tensor, ZigzagState]:
         if state is None:
             state = self.initial_state(x)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mimcast.models.cells import ForgetGate, Probe, fake_forget
-from mimcast.models.layers import ConvSpec, GateConv, LSTMState, MIMState, zeros_state
+from mimcast.models.layers import ConvSpec, GateConv, LSTMState, MIMState, Probe, zeros_state
+from mimcast.models.mim_cells import ForgetGate, fake_forget
 
 FORGET_BIAS = 1.0  # the reference adds a constant +1 to every forget gate pre-activation
 
@@ -130,3 +130,58 @@ class RefMIMBlock(nn.Module):
         if probe is not None:
             probe("fake_forget", fake_forget(retained, c))
         return (h_new, m_new, d), MIMState(h_new, c_new, n_state, s_new)
+
+
+class RefCausalLSTMCell(nn.Module):
+    """PredRNN++'s Causal LSTM as the reference code computes it (its TF code, OpenSTL's port).
+
+    It differs from the paper's Eq. 1 in three places: g' reads no M^{l-1} term (only X_t and
+    C_t); the output gate also reads H_{t-1}, o = tanh(o_x + o_h + o_c + o_m); and there are no
+    biases, a constant +1 on both forget gates instead. The layouts are OpenSTL's: conv_x
+    (i f g i' f' g' o), conv_h (i f g o), conv_c (i f g), conv_m (i' f' and W_3), conv_c2m
+    (i' g' f' o from C_t), conv_om (o from M_t); OpenSTL's conv_o is never used and not built.
+    """
+
+    def __init__(
+        self, in_channels: int, hidden: int, spec: ConvSpec, *, bias: bool = False
+    ) -> None:
+        super().__init__()
+        self.conv_x = GateConv(in_channels, 7 * hidden, spec, bias=bias)
+        self.conv_h = GateConv(hidden, 4 * hidden, spec)
+        self.conv_c = GateConv(hidden, 3 * hidden, spec)
+        self.conv_m = GateConv(hidden, 3 * hidden, spec)
+        self.conv_c2m = GateConv(hidden, 4 * hidden, spec)
+        self.conv_om = GateConv(hidden, hidden, spec)
+        self.conv_last = nn.Conv2d(2 * hidden, hidden, 1, bias=False)
+
+    def forward(
+        self,
+        inputs: tuple[Tensor, Tensor],
+        state: LSTMState,
+        probe: Probe | None = None,
+        x_gates: Tensor | None = None,
+    ) -> tuple[tuple[Tensor, Tensor], LSTMState]:
+        x, m = inputs
+        h, c = state
+        gx = self.conv_x(x) if x_gates is None else x_gates
+        i_x, f_x, g_x, i_xm, f_xm, g_xm, o_x = gx.chunk(7, dim=1)
+        i_h, f_h, g_h, o_h = self.conv_h(h).chunk(4, dim=1)
+        i_c, f_c, g_c = self.conv_c(c).chunk(3, dim=1)
+        i_m, f_m, w3_m = self.conv_m(m).chunk(3, dim=1)
+
+        i_t = torch.sigmoid(i_x + i_h + i_c)
+        f_t = torch.sigmoid(f_x + f_h + f_c + FORGET_BIAS)
+        g_t = torch.tanh(g_x + g_h + g_c)
+        c_new = f_t * c + i_t * g_t
+
+        i_cm, g_cm, f_cm, o_c = self.conv_c2m(c_new).chunk(4, dim=1)
+        i_t_m = torch.sigmoid(i_xm + i_m + i_cm)
+        f_t_m = torch.sigmoid(f_xm + f_m + f_cm + FORGET_BIAS)
+        g_t_m = torch.tanh(g_xm + g_cm)
+        m_new = f_t_m * torch.tanh(w3_m) + i_t_m * g_t_m
+
+        o_t = torch.tanh(o_x + o_h + o_c + self.conv_om(m_new))
+        h_new = o_t * torch.tanh(self.conv_last(torch.cat((c_new, m_new), dim=1)))
+        if probe is not None:
+            probe("forget", f_t)
+        return (h_new, m_new), LSTMState(h_new, c_new)

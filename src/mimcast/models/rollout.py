@@ -17,7 +17,7 @@ from torch.utils.checkpoint import checkpoint
 from mimcast.errors import ConfigError
 from mimcast.models.config import ModelConfig
 from mimcast.models.layers import fold_patches, unfold_patches
-from mimcast.models.stack import RecurrentStack
+from mimcast.models.stack import AuxTerms, RecurrentStack
 
 # probe(t, layer, name, value): receives gate activations when passed to forward (Figure 7).
 GateProbe = Callable[[int, int, str, Tensor], None]
@@ -58,6 +58,7 @@ class Forecaster(nn.Module):
         mask: Tensor | None = None,
         context_mask: Tensor | None = None,
         probe: GateProbe | None = None,
+        aux: dict[str, Tensor] | None = None,
     ) -> Tensor:
         """Next-frame predictions for frames 1..T-1: (B, T, C, H, W) -> (B, T-1, C, H, W).
 
@@ -67,6 +68,9 @@ class Forecaster(nn.Module):
         `mask` broadcasts to (B, T - context_len - 1, C, H, W), full-frame layout, 1 = true frame.
         `context_mask` (reverse scheduled sampling) broadcasts to (B, context_len - 1, C, H, W)
         and mixes steps 1..context_len-1 the same way; by default they get the true frame.
+        `aux`: a dict the model's auxiliary losses are put in (scalars with gradient, e.g.
+        aux["decoupling_loss"] for PredRNN-V2); models without any leave it empty. The loss
+        stays out of the outputs: the caller weighs and adds it.
         """
         _, t_total = self._check_frames(frames, "frames")
         if not 1 <= context_len <= t_total - 1:
@@ -90,7 +94,10 @@ class Forecaster(nn.Module):
             return x[:, t] if w is None else w * x[:, t] + (1 - w) * x_gen
 
         known = context_len if past is None else 1  # leading steps fed exactly x[:, t]
-        preds = self._roll(x, n_steps=t_total - 1, feed=feed, probe=probe, known=known)
+        terms = AuxTerms() if aux is not None else None
+        preds = self._roll(x, n_steps=t_total - 1, feed=feed, probe=probe, known=known, aux=terms)
+        if terms is not None:
+            aux.update(terms.means())
         return unfold_patches(preds, p)
 
     @torch.inference_mode()
@@ -115,6 +122,7 @@ class Forecaster(nn.Module):
         feed: Callable[[int, Tensor], Tensor],
         probe: GateProbe | None,
         known: int,
+        aux: AuxTerms | None = None,
     ) -> Tensor:
         """Run the stack for n_steps; x is the folded input (B, T, C', h, w).
 
@@ -132,11 +140,13 @@ class Forecaster(nn.Module):
             x_gates = gates[t] if gates is not None and t < known else None
             layer_probe = None if probe is None else _bind_time(probe, t)
             if self._grad_checkpointing and torch.is_grad_enabled():
+                # (the recomputation in backward adds aux terms again, to an AuxTerms whose
+                # means were taken already: they are dropped with the graph)
                 h, state = checkpoint(
-                    self.stack, net, state, layer_probe, x_gates, use_reentrant=False
+                    self.stack, net, state, layer_probe, x_gates, aux, use_reentrant=False
                 )
             else:
-                h, state = self.stack(net, state, layer_probe, x_gates)
+                h, state = self.stack(net, state, layer_probe, x_gates, aux)
             preds.append(self.head(h))
         return torch.stack(preds, dim=1)
 

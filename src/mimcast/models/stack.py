@@ -11,6 +11,7 @@ import abc
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 # probe(layer, name, value): receives gate activations when a caller asks for them (Figure 7).
@@ -19,12 +20,28 @@ LayerProbe = Callable[[int, str, Tensor], None]
 StackState = Any
 
 
+class AuxTerms:
+    """Terms of a model's auxiliary losses, collected over a rollout (PredRNN-V2's decoupling
+    loss, say): `add` per step and layer, `means` once at the end. Created per forward call,
+    so nothing is kept on a module between calls."""
+
+    def __init__(self) -> None:
+        self._terms: dict[str, list[Tensor]] = {}
+
+    def add(self, name: str, value: Tensor) -> None:
+        self._terms.setdefault(name, []).append(value)
+
+    def means(self) -> dict[str, Tensor]:
+        return {name: torch.stack(values).mean() for name, values in self._terms.items()}
+
+
 class RecurrentStack(nn.Module, abc.ABC):
     """One time step of a stack of recurrent layers.
 
     Subclasses set `layers` (an nn.ModuleList whose first layer has the input convolution
     `conv_x`) and `out_channels` (channels of the top hidden state), and implement
-    `initial_state` and `forward`.
+    `initial_state` and `forward`. Stacks with auxiliary losses add their terms to `aux`;
+    the others ignore it.
     """
 
     layers: nn.ModuleList
@@ -47,6 +64,7 @@ class RecurrentStack(nn.Module, abc.ABC):
         state: StackState | None,
         probe: LayerProbe | None = None,
         x_gates: Tensor | None = None,
+        aux: AuxTerms | None = None,
     ) -> tuple[Tensor, StackState]:
         """One step: folded frame x (B, C', h, w) and the state (None at the first step) ->
         (top hidden state (B, out_channels, h, w), new state). `x_gates` is input_conv(x)

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from mimcast.models.cells import MIMBlock
+from mimcast.models.cells import CausalLSTMCell
 from mimcast.models.config import VARIANTS, ModelConfig
 from mimcast.models.layers import ConvSpec
-from mimcast.models.reference_cells import FORGET_BIAS, RefMIMBlock
+from mimcast.models.mim_cells import MIMBlock
+from mimcast.models.reference_cells import FORGET_BIAS, RefCausalLSTMCell, RefMIMBlock
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,21 @@ class Variant:
     # MIM-N of layers >= 3 reads the MIM-N output of the layer below (reference code) instead
     # of the difference of the hidden states below (the paper).
     mimn_cascade: bool
+    # PredRNN++'s Causal LSTM: Eq. (1) of its paper, or the reference code's arithmetic.
+    causal_cell: type[nn.Module]
+    # The gradient highway's initial weights: uniform within +-this (the TF code's 0.001), or
+    # None for PyTorch's default initialisation.
+    highway_init: float | None
 
 
 TABLE: dict[str, Variant] = {
     "paper": Variant(
         bias=True, forget_bias=0.0, peephole=True, norm="group", mim_block=MIMBlock,
-        mimn_cascade=False,
+        mimn_cascade=False, causal_cell=CausalLSTMCell, highway_init=None,
     ),
     "openstl": Variant(
         bias=False, forget_bias=FORGET_BIAS, peephole=False, norm="chw", mim_block=RefMIMBlock,
-        mimn_cascade=True,
+        mimn_cascade=True, causal_cell=RefCausalLSTMCell, highway_init=0.001,
     ),
 }  # fmt: skip
 assert tuple(TABLE) == VARIANTS

@@ -50,6 +50,7 @@ class TrainSection:
     batch_size: int = setting(8, low=1, high=1 << 16)
     lr: float = setting(1e-3, above=0.0, high=10.0)
     grad_clip: float = setting(1.0, low=0.0, doc="max gradient norm; 0 disables clipping")
+    decouple_beta: float = setting(0.1, low=0.0, doc="weight of PredRNN-V2's decoupling loss")
     sampling: SamplingSchedule = field(default_factory=SamplingSchedule)
     reverse_time: bool = setting(False, doc="also train on time-reversed sequences (reference)")
     val_every: int = setting(1_000, low=1)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from mimcast.fs import atomic_write
 
-FIELDS = ("step", "loss", "eta", "lr", "seq_per_s", "val_mse", "aux_loss")
+# decoupling_loss: PredRNN-V2's auxiliary loss (unweighted), empty for the other models
+FIELDS = ("step", "loss", "decoupling_loss", "eta", "lr", "seq_per_s", "val_mse")
 
 
 def trim_log(path: Path, step: int) -> None:

@@ -72,6 +72,35 @@ PRESETS: dict[str, dict] = {
             "train": {"sampling": {"kind": "none"}},
         },
     ),
+    # PredRNN-V2's published Moving MNIST recipe (predrnn-pytorch's mnist_predrnn_v2.sh):
+    # 4 x 128, filter 5, patch 4, no layer norm, decoupling beta 0.1, lr 1e-4, batch 8,
+    # 80,000 iterations, reverse scheduled sampling (s1 25,000, s2 50,000, alpha 2,500), and
+    # training on the time-reversed sequences too.
+    "predrnnv2": merge(
+        MOVING_MNIST,
+        {
+            "model": {
+                "name": "predrnnv2",
+                "hidden": [128] * 4,
+                "filter_size": 5,
+                "patch_size": 4,
+                "layer_norm": False,
+            },
+            "train": {
+                "steps": 80_000,
+                "batch_size": 8,
+                "lr": 1e-4,
+                "decouple_beta": 0.1,
+                "reverse_time": True,
+                "sampling": {
+                    "kind": "reverse",
+                    "reverse_s1": 25_000,
+                    "reverse_s2": 50_000,
+                    "reverse_alpha": 2_500.0,
+                },
+            },
+        },
+    ),  # fmt: skip
     # The studies' budgets (`mimcast experiment --preset`): the same for every model of a study.
     # Sized for a 2-core CPU: table1 (3 models x 2 seeds, 500 steps) takes under an hour.
     "cpu": merge(

@@ -135,8 +135,9 @@ class Trainer:
 
         return pick(mask), pick(ctx)
 
-    def train_step(self, frames: Tensor) -> float | None:
-        """One optimizer step on a (B, T, C, H, W) batch; the loss, or None if skipped."""
+    def train_step(self, frames: Tensor) -> dict[str, float] | None:
+        """One optimizer step on a (B, T, C, H, W) batch; its losses ("loss": the L2 loss, and
+        each auxiliary loss of the model, unweighted), or None if the step was skipped."""
         frames = frames.to(self.device, non_blocking=True)
         mask, ctx_mask = self._masks(frames.shape[0], frames.shape[1])
         if self.cfg.reverse_time:  # also learn the time-reversed sequences (reference code)
@@ -144,23 +145,32 @@ class Trainer:
             mask = None if mask is None else torch.cat([mask, mask])
             ctx_mask = None if ctx_mask is None else torch.cat([ctx_mask, ctx_mask])
         self.optimizer.zero_grad(set_to_none=True)
+        aux: dict[str, Tensor] = {}
         with autocast(self.device, self.cfg.precision):
-            preds = self.model(frames, self.context_len, mask, ctx_mask)
+            preds = self.model(frames, self.context_len, mask, ctx_mask, aux=aux)
         loss = torch.mean((preds.float() - frames[:, 1:].float()) ** 2)  # L2 loss
-        loss.backward()
+        total = loss + self.cfg.decouple_beta * aux["decoupling_loss"] if aux else loss
+        total.backward()
         clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), clip)
-        # The global batch's loss (mean of the equal per-rank means): the same value, and so the
-        # same NaN decision, on every rank, and the loss a 1-process run logs.
-        total = dist_utils.all_reduce_sum(loss.detach().float().clone())
-        value = total.item() / dist_utils.world_size()
-        if not (math.isfinite(value) and torch.isfinite(grad_norm)):
-            return self._not_finite(value, grad_norm.item())
+        losses = self._global({"loss": loss, **aux})
+        if not (math.isfinite(sum(losses.values())) and torch.isfinite(grad_norm)):
+            return self._not_finite(losses["loss"], grad_norm.item())
         self.optimizer.step()
-        return value
+        return losses
+
+    @staticmethod
+    def _global(losses: dict[str, Tensor]) -> dict[str, float]:
+        """The global batch's losses (mean of the equal per-rank means): the same values, and
+        so the same NaN decision, on every rank, and the values a 1-process run logs."""
+        stacked = torch.stack([v.detach().float() for v in losses.values()])
+        total = dist_utils.all_reduce_sum(stacked) / dist_utils.world_size()
+        return dict(zip(losses, total.tolist()))
 
     def _not_finite(self, loss: float, grad_norm: float) -> None:
         what, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", grad_norm)
+        if math.isfinite(loss) and math.isfinite(grad_norm):
+            what, value = "auxiliary loss", math.nan
         if self.cfg.on_nan == "stop":
             raise TrainingError(
                 f"the {what} became {value} at step {self.state.step + 1}; the last good "
@@ -197,14 +207,16 @@ class Trainer:
 
     def _loop(self, start: int, log: TrainingLog | None, signals: StopSignals) -> None:
         for frames in self._batches(start):
-            loss = self.train_step(frames)  # fetch -> forward -> backward -> step
+            losses = self.train_step(frames)  # fetch -> forward -> backward -> step
             self.state.step += 1
-            if self._after_step(loss, log, signals):
+            if self._after_step(losses, log, signals):
                 return
 
-    def _after_step(self, loss: float | None, log: TrainingLog | None, signals) -> bool:
+    def _after_step(
+        self, losses: dict[str, float] | None, log: TrainingLog | None, signals
+    ) -> bool:
         """The hooks of one finished step; True when training must stop."""
-        row = self._row(loss)
+        row = self._row(losses)
         best = self._validate_if_due(row)
         if log is not None:
             log.write(row)
@@ -213,9 +225,9 @@ class Trainer:
         saved = self._save_if_due(best)
         return self._stop_if_signalled(signals, saved)
 
-    def _row(self, loss: float | None) -> dict:
+    def _row(self, losses: dict[str, float] | None) -> dict:
         step = self.state.step
-        row = {"step": step, "loss": loss, "eta": self.cfg.sampling.etas(step - 1)[1]}
+        row = {"step": step, "eta": self.cfg.sampling.etas(step - 1)[1], **(losses or {})}
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         t_last, seqs = self._speed
         seqs += self.cfg.batch_size
