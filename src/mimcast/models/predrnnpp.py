@@ -41,10 +41,7 @@ class PredRNNppStack(RecurrentStack):
         h0 = config.hidden[0]
         self.highway = GradientHighway(h0, h0, spec, bias=v.bias)
         if v.highway_init is not None:
-            with torch.no_grad():
-                for p in self.highway.parameters():
-                    if p.dim() == 4:  # convolution weights
-                        p.uniform_(-v.highway_init, v.highway_init)
+            _uniform_conv_weights(self.highway, v.highway_init)
         self.m_in = memory_adapters(config.hidden)
         self.hidden = config.hidden
         self.out_channels = config.hidden[-1]
@@ -71,6 +68,13 @@ class PredRNNppStack(RecurrentStack):
             if l == 0:  # the highway between the first and the second layer
                 z = h = self.highway(h, state.z)
         return h, HighwayState(tuple(new_layers), m, z)
+
+
+def _uniform_conv_weights(module: nn.Module, bound: float) -> None:
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.uniform_(-bound, bound)
 
 
 @register_model("predrnnpp")
