@@ -71,16 +71,21 @@ def write_taxibj(path: Path, dates: list[bytes], hw: int = 32) -> np.ndarray:
 
 
 def write_kth(root: Path, persons: dict[str, list[int]], frames: int = 24, size: int = 32) -> Path:
-    """A KTH tree: root/<action>/personNN_<action>_d1_uncomp/ clip folders of moving noise
-    (a random texture drifting by one pixel per frame), for `persons[action]`."""
+    """A KTH tree: root/<action>/personNN_<action>_d1_uncomp/ clip folders of a random texture
+    drifting to the right, for `persons[action]`: steadily (2 px per frame) when the person's
+    number plus the action's position in `persons` is even, else at a pace that swings between
+    0 and 4 px per frame (stationary and non-stationary motion)."""
     rng = np.random.default_rng(0)
-    for action, ids in persons.items():
+    for a, (action, ids) in enumerate(persons.items()):
         for p in ids:
-            texture = rng.integers(0, 256, (size, size + frames), dtype=np.uint8)
+            steady = (p + a) % 2 == 0
+            speed = np.full(frames, 2.0) if steady else 2 + 2 * np.sin(np.arange(frames))
+            offsets = np.concatenate([[0], np.cumsum(speed[:-1])]).round().astype(int)
+            texture = rng.integers(0, 256, (size, size + offsets[-1] + 1), dtype=np.uint8)
             folder = root / action / f"person{p:02d}_{action}_d1_uncomp"
             folder.mkdir(parents=True)
-            for k in range(frames):
-                img = np.repeat(texture[:, k : k + size, None], 3, axis=2)
+            for k, o in enumerate(offsets):
+                img = np.repeat(texture[:, o : o + size, None], 3, axis=2)
                 cv2.imwrite(str(folder / f"image-{k + 1:03d}.png"), img)
     return root
 

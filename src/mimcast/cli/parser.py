@@ -94,7 +94,7 @@ def _bench(sub) -> None:
 
 def _experiment(sub) -> None:
     x = sub.add_parser("experiment", help="run a study of the paper end to end, write its report")
-    x.add_argument("name", help="table1, table2, table3 or forget-gates")
+    x.add_argument("name", help="table1 ... table7 or forget-gates")
     x.add_argument("--preset", default="cpu", help="cpu (default: ~1 h on 2 cores) or paper (GPU)")
     x.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     x.add_argument("--out", type=Path, help="run folders (default runs/experiments/NAME)")

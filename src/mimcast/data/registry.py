@@ -9,6 +9,7 @@ from typing import Any
 
 from mimcast.errors import DataError
 
+from . import stationarity
 from .base import SequenceDataset, check_patch_divisible, check_split
 from .custom import CustomDataset
 from .kth import KTH
@@ -97,20 +98,32 @@ def build_dataset(
     """Build dataset ``name`` for ``split`` ("train", "val", "test").
 
     ``root`` is the data's file or folder (for generated Moving MNIST: optional MNIST digit
-    files). ``patch_size`` (optional) checks that H and W divide by it. Unknown names and options
-    raise DataError listing the valid ones. Items are float32 (T, C, H, W) in model units.
+    files). ``patch_size`` (optional) checks that H and W divide by it. ``stationarity``
+    ("stationary" or "non-stationary", any data set) keeps one side of the split of
+    `mimcast.data.stationarity`, at ``stationarity_quantile`` (0.5) of the training split's
+    scores. Unknown names and options raise DataError listing the valid ones. Items are float32
+    (T, C, H, W) in model units.
     """
     factory = _get(name)
     check_split(split, name)
     patch_size = options.pop("patch_size", None)
+    kind = options.pop("stationarity", None)
+    quantile = options.pop("stationarity_quantile", 0.5)
     valid = dataset_options(name)
     unknown = sorted(set(options) - set(valid))
     if valid and unknown:
         raise DataError(
-            f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; "
-            f"valid: {', '.join([*valid, 'patch_size'])}"
+            f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; valid: "
+            f"{', '.join([*valid, 'patch_size', 'stationarity', 'stationarity_quantile'])}"
         )
     ds = factory(split, root, **options)
     if patch_size is not None:
         check_patch_divisible(ds, int(patch_size))
+    if kind is not None:
+        if kind not in stationarity.KINDS:
+            raise DataError(
+                f"stationarity must be one of {', '.join(stationarity.KINDS)}, got {kind!r}"
+            )
+        train = ds if split == "train" else factory("train", root, **options)
+        ds = stationarity.StationaritySubset(ds, kind, stationarity.threshold(train, quantile))
     return ds

@@ -95,17 +95,19 @@ def study_configs(req: StudyRequest) -> list[tuple[str, int, RunConfig]]:
         raise ConfigError(f"--steps must be >= 1, got {n}")
     every = max(1, min(n // 5, 5000))
     # Scheduled sampling reaches 0 at half the steps, as in the paper (eta -2e-5/step, 100k).
-    budget_layer = {
+    budget = {
         "train": {"steps": n, "val_every": every, "checkpoint_every": every,
                   "sampling": {"eta_decay": 2.0 / n}},
-        "data": {"name": req.data or study.data, "root": req.data_root},
+        "data": {"root": req.data_root, **({"name": req.data} if req.data else {})},
     }  # fmt: skip
     if req.device is not None:
-        budget_layer["train"]["device"] = req.device
+        budget["train"]["device"] = req.device
+    study_layer = merge(study.layer, study.cpu_layer) if req.preset == "cpu" else study.layer
+    common = merge(study_layer, budget)
     user = parse_set(list(req.sets))
     out = []
     for label in study.models:
-        layer = merge(merge(budget_layer, {"model": MODELS[label][1]}), user)
+        layer = merge(merge(common, {"model": MODELS[label][1]}), user)
         for seed in req.seeds:
             seeded = merge(layer, {"train": {"seed": int(seed)}})
             out.append((label, int(seed), resolve_config(req.preset, None, seeded)))
@@ -272,7 +274,7 @@ def _results(
         "started": started,
         "budget": budget(runs[0][2]),
         "models": {label: aggregate_seeds(by_seed) for label, by_seed in records.items()},
-        "paper": {k: dict(zip(("ssim", "mse", "mae"), v)) for k, v in study.paper.items()},
+        "paper": study.paper,
     }
     results["comparisons"] = [compare_models(results["models"], a, b) for a, b in study.pairs]
     return results

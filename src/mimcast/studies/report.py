@@ -33,6 +33,7 @@ MODELS = {  # label -> (display name, model section overrides)
     "mim": ("MIM", {"name": "mim"}),
     "mim-no-mimn": ("MIM without MIM-N", {"name": "mim", "mim_n": False}),
     "mim-no-mims": ("MIM without MIM-S", {"name": "mim", "mim_s": False}),
+    "predrnnpp": ("PredRNN++", {"name": "predrnnpp"}),
 }
 
 
@@ -201,13 +202,17 @@ def _seed_lines(models: dict) -> list[str]:
 def _paper_lines(paper: dict) -> list[str]:
     if not paper:
         return []
+    columns = list(dict.fromkeys(c for v in paper.values() for c in v))
     return [
         "",
         "### The paper's numbers (64 channels, 100,000 steps: not comparable with a CPU budget)",
         "",
-        "| model | SSIM | MSE | MAE |",
-        "|---|---|---|---|",
-        *[f"| {MODELS[k][0]} | {v['ssim']} | {v['mse']} | {v['mae']} |" for k, v in paper.items()],
+        "| model | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+        *[
+            f"| {MODELS[k][0]} | " + " | ".join(str(v.get(c, "")) for c in columns) + " |"
+            for k, v in paper.items()
+        ],
     ]
 
 
@@ -256,15 +261,22 @@ def _reproduce_lines(results: dict, config: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------------------- provenance
+def _frames(options: dict) -> str:
+    ctx, total = options.get("context_len", "?"), options.get("seq_len", "?")
+    return f"{ctx} → {total - ctx if isinstance(total, int) and isinstance(ctx, int) else '?'}"
+
+
 def budget(cfg) -> str:
     m, t, d = cfg.model, cfg.train, cfg.data
-    ctx = d.options.get("context_len", "?")
-    total = d.options.get("seq_len", "?")
     n_eval = cfg.eval.num_sequences or "all"
+    frames = f"trained {_frames(d.options)}"
+    if "seq_len" in d.eval_options:
+        frames += f", tested {_frames({**d.options, **d.eval_options})}"
+    subset = f", {d.options['stationarity']} half" if "stationarity" in d.options else ""
     return (
         f"{len(m.hidden)} layers x {m.hidden[0]} channels, filter {m.filter_size}, patch "
-        f"{m.patch_size}, layer norm {'on' if m.layer_norm else 'off'}; data {d.name} "
-        f"({ctx} → {total if isinstance(total, str) else total - ctx}); {t.steps} steps of batch "
+        f"{m.patch_size}, layer norm {'on' if m.layer_norm else 'off'}; data {d.name}{subset} "
+        f"({frames}); {t.steps} steps of batch "
         f"{t.batch_size}, Adam lr {t.lr:g}, precision {t.precision}, {_sampling(t.sampling)}; "
         f"validation every {t.val_every} steps "
         f"on {t.val_sequences} sequences, the best checkpoint tested on {n_eval} "

@@ -1,59 +1,138 @@
-"""The studies of the paper: which models each compares, on which data, and what it claims."""
+"""The studies of the paper: which models each compares, on which data, and what it claims.
+
+Each study is a config layer merged over the budget preset (`cpu` or `paper`, the same for
+every model of the study), plus a layer for the CPU budget only (e.g. KTH at 64 pixels).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+MOVING = {"data": {"name": "mmnist"}}
+KTH = {  # trained 10 -> 10, tested 10 -> 20; person 16 held out for validation
+    "data": {
+        "name": "kth",
+        "options": {"seq_len": 20, "context_len": 10, "val_persons": [16], "image_size": 128},
+        "eval_options": {"seq_len": 30},
+    }
+}
+KTH_CPU = {"data": {"options": {"image_size": 64}}}  # 16 x 16 states after patch 4, as MNIST
+TAXIBJ = {  # 4 -> 4, no scheduled sampling, patch 2; two weeks before the test weeks validate
+    "data": {"name": "taxibj", "options": {"seq_len": 8, "context_len": 4, "val_days": 14}},
+    "model": {"patch_size": 2},
+    "train": {"sampling": {"kind": "none"}},
+}
+FOUR = ("convlstm", "predrnn", "predrnnpp", "mim")
 
 
 @dataclass(frozen=True)
 class Study:
     title: str
-    data: str
+    layer: dict  # config sections merged over the budget preset
     models: tuple[str, ...]  # labels of studies.report.MODELS
     pairs: tuple[tuple[str, str], ...]  # comparisons (first vs second)
     claim: str
-    paper: dict[str, tuple[float, float, float]]  # label -> (SSIM, MSE, MAE) as published
+    paper: dict[str, dict[str, float]]  # label -> metric -> value, as published
+    cpu_layer: dict = field(default_factory=dict)  # for the cpu budget only
     gates: bool = False
+
+
+def _kth(kind: str | None) -> dict:
+    if kind is None:
+        return KTH
+    return {"data": {**KTH["data"], "options": {**KTH["data"]["options"], "stationarity": kind}}}
 
 
 STUDIES: dict[str, Study] = {
     "table1": Study(
-        title="Table 1: ConvLSTM, PredRNN and MIM on Moving MNIST, 10 → 10",
-        data="mmnist",
-        models=("convlstm", "predrnn", "mim"),
-        pairs=(("mim", "predrnn"), ("mim", "convlstm"), ("predrnn", "convlstm")),
-        claim="MIM beats PredRNN and ConvLSTM on Moving MNIST (Table 1), and its error grows "
-        "more slowly over the horizon (Figures 4–5).",
+        title="Table 1: ConvLSTM, PredRNN, PredRNN++ and MIM on Moving MNIST, 10 → 10",
+        layer=MOVING,
+        models=FOUR,
+        pairs=(
+            ("mim", "predrnn"),
+            ("mim", "predrnnpp"),
+            ("mim", "convlstm"),
+            ("predrnnpp", "predrnn"),
+            ("predrnn", "convlstm"),
+        ),
+        claim="MIM beats PredRNN and ConvLSTM on Moving MNIST (Table 1; PredRNN++ is not in "
+        "the paper's table), and its error grows more slowly over the horizon (Figures 4–5).",
         paper={
-            "convlstm": (0.707, 103.3, 182.9),
-            "predrnn": (0.867, 56.8, 126.1),
-            "mim": (0.874, 52.0, 116.5),
+            "convlstm": {"ssim": 0.707, "mse": 103.3, "mae": 182.9},
+            "predrnn": {"ssim": 0.867, "mse": 56.8, "mae": 126.1},
+            "mim": {"ssim": 0.874, "mse": 52.0, "mae": 116.5},
         },
     ),
     "table2": Study(
         title="Table 2: MIM, MIM without MIM-N, MIM without MIM-S (Moving MNIST, 10 → 10)",
-        data="mmnist",
+        layer=MOVING,
         models=("mim", "mim-no-mimn", "mim-no-mims"),
         pairs=(("mim", "mim-no-mimn"), ("mim", "mim-no-mims"), ("mim-no-mimn", "mim-no-mims")),
         claim="Both MIM-N and MIM-S matter: removing either makes MIM worse (Table 2).",
         paper={
-            "mim-no-mimn": (0.858, 54.4, 124.8),
-            "mim-no-mims": (0.853, 55.7, 125.5),
-            "mim": (0.874, 52.0, 116.5),
+            "mim-no-mimn": {"ssim": 0.858, "mse": 54.4, "mae": 124.8},
+            "mim-no-mims": {"ssim": 0.853, "mse": 55.7, "mae": 125.5},
+            "mim": {"ssim": 0.874, "mse": 52.0, "mae": 116.5},
         },
     ),
     "table3": Study(
-        title="Table 3: PredRNN and MIM on Moving MNIST with acceleration, 10 → 10",
-        data="mmnist-accel",
-        models=("predrnn", "mim"),
-        pairs=(("mim", "predrnn"),),
+        title="Table 3: PredRNN, PredRNN++ and MIM on Moving MNIST with acceleration, 10 → 10",
+        layer={"data": {"name": "mmnist-accel"}},
+        models=("predrnn", "predrnnpp", "mim"),
+        pairs=(("mim", "predrnn"), ("mim", "predrnnpp"), ("predrnnpp", "predrnn")),
         claim="MIM's advantage grows when motion is non-stationary (Table 3; the paper's cells "
         "are empty, so there are no published numbers to compare with).",
         paper={},
     ),
+    "table4": Study(
+        title="Table 4: ConvLSTM, PredRNN, PredRNN++ and MIM on KTH, 10 → 20",
+        layer=_kth(None),
+        cpu_layer=KTH_CPU,
+        models=FOUR,
+        pairs=(("mim", "predrnn"), ("mim", "predrnnpp"), ("mim", "convlstm")),
+        claim="MIM beats PredRNN and ConvLSTM on KTH in PSNR and SSIM (Table 4), while the "
+        "text says PredRNN++ is still better than MIM there.",
+        paper={
+            "convlstm": {"psnr": 23.58, "ssim": 0.712},
+            "predrnn": {"psnr": 27.55, "ssim": 0.801},
+            "mim": {"psnr": 28.16, "ssim": 0.806},
+        },
+    ),
+    "table5": Study(
+        title="Table 5: PredRNN, PredRNN++ and MIM on the 'stationary' half of KTH, 10 → 20",
+        layer=_kth("stationary"),
+        cpu_layer=KTH_CPU,
+        models=("predrnn", "predrnnpp", "mim"),
+        pairs=(("mim", "predrnn"), ("mim", "predrnnpp")),
+        claim="On KTH's 'stationary' sequences MIM has no particular advantage (Table 5 is "
+        "empty in the paper; the split is mimcast's, see data/stationarity.py).",
+        paper={},
+    ),
+    "table6": Study(
+        title="Table 6: PredRNN, PredRNN++ and MIM on the 'non-stationary' half of KTH, 10 → 20",
+        layer=_kth("non-stationary"),
+        cpu_layer=KTH_CPU,
+        models=("predrnn", "predrnnpp", "mim"),
+        pairs=(("mim", "predrnn"), ("mim", "predrnnpp")),
+        claim="MIM does better than PredRNN and PredRNN++ on the sequences with more variation "
+        "(Table 6 is empty in the paper; the split is mimcast's, see data/stationarity.py).",
+        paper={},
+    ),
+    "table7": Study(
+        title="Table 7: PredRNN and MIM on TaxiBJ, 4 → 4, MSE per predicted frame",
+        layer=TAXIBJ,
+        models=("predrnn", "mim"),
+        pairs=(("mim", "predrnn"),),
+        claim="MIM's MSE on TaxiBJ is lower than PredRNN's at every predicted frame, the gap "
+        "growing with the horizon (Table 7).",
+        paper={
+            "predrnn": {"mse@1": 0.634, "mse@2": 0.934, "mse@3": 1.047, "mse@4": 1.263},
+            "mim": {"mse@1": 0.554, "mse@2": 0.737, "mse@3": 0.887, "mse@4": 0.999},
+        },
+    ),
     "forget-gates": Study(
         title="Figure 7: forget-gate saturation of PredRNN and MIM (Moving MNIST, 10 → 10)",
-        data="mmnist",
+        layer=MOVING,
         models=("predrnn", "mim"),
         pairs=(("mim", "predrnn"),),
         claim="PredRNN's forget gates saturate (most values above 0.9) while MIM's fake forget "
