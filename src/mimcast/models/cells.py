@@ -56,15 +56,16 @@ class ConvLSTMCell(nn.Module):
         gx = self.conv_x(x) if x_gates is None else x_gates
         i_x, f_x, g_x, o_x = gx.chunk(4, dim=1)
         i_h, f_h, g_h, o_h = self.conv_h(h).chunk(4, dim=1)
-        if self.peephole:
-            i_t = torch.sigmoid(i_x + i_h + self.w_ci * c)
-            f_t = torch.sigmoid(f_x + f_h + self.w_cf * c)
+        if self.peephole:  # in the states' dtype, so that they stay bf16 under autocast
+            w_ci, w_cf, w_co = (w.to(c.dtype) for w in (self.w_ci, self.w_cf, self.w_co))
+            i_t = torch.sigmoid(i_x + i_h + w_ci * c)
+            f_t = torch.sigmoid(f_x + f_h + w_cf * c)
         else:
             i_t = torch.sigmoid(i_x + i_h)
             f_t = torch.sigmoid(f_x + f_h)
         g_t = torch.tanh(g_x + g_h)
         c_new = f_t * c + i_t * g_t
-        o_pre = o_x + o_h + self.w_co * c_new if self.peephole else o_x + o_h
+        o_pre = o_x + o_h + w_co * c_new if self.peephole else o_x + o_h
         h_new = torch.sigmoid(o_pre) * torch.tanh(c_new)
         if probe is not None:
             probe("forget", f_t)

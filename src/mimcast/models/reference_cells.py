@@ -41,12 +41,14 @@ class PeepholeLSTM(nn.Module):
 
     def step(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         i_h, g_h, f_h, o_h = self.conv_h(h).chunk(4, dim=1)
-        w_ci, w_cf = self.ct_weight.chunk(2, dim=0)
+        # the peepholes in the states' dtype: under autocast the states stay bf16
+        w_ci, w_cf = self.ct_weight.to(c.dtype).chunk(2, dim=0)
+        w_oc = self.oc_weight.to(c.dtype)
         i_x, g_x, f_x, o_x = self.conv_x(x).chunk(4, dim=1)
         i_t = torch.sigmoid(i_h + w_ci * c + i_x)
         f_t = torch.sigmoid(f_h + w_cf * c + f_x + FORGET_BIAS)
         c_new = f_t * c + i_t * torch.tanh(g_h + g_x)
-        h_new = torch.sigmoid(o_h + o_x + c_new * self.oc_weight) * torch.tanh(c_new)
+        h_new = torch.sigmoid(o_h + o_x + c_new * w_oc) * torch.tanh(c_new)
         return h_new, c_new
 
 

@@ -78,11 +78,9 @@ class Forecaster(nn.Module):
                 f"context_len must be in [1, T-1] = [1, {t_total - 1}], got {context_len}"
             )
         p = self.config.patch_size
-        x = fold_patches(frames, p)  # (B, T, p*p*C, H/p, W/p)
-        future = self._fold_mask(mask, what="mask", steps=t_total - context_len - 1, like=frames)
-        past = self._fold_mask(
-            context_mask, what="context_mask", steps=context_len - 1, like=frames
-        )
+        x = _compute_dtype(fold_patches(frames, p))  # (B, T, p*p*C, H/p, W/p)
+        future = self._fold_mask(mask, what="mask", steps=t_total - context_len - 1, like=x)
+        past = self._fold_mask(context_mask, what="context_mask", steps=context_len - 1, like=x)
 
         def feed(t: int, x_gen: Tensor) -> Tensor:
             if t < context_len:
@@ -106,7 +104,7 @@ class Forecaster(nn.Module):
         _, t_ctx = self._check_frames(context, "context")
         if not isinstance(horizon, int) or horizon < 1:
             raise ConfigError(f"horizon must be a positive integer, got {horizon!r}")
-        x = fold_patches(context, self.config.patch_size)
+        x = _compute_dtype(fold_patches(context, self.config.patch_size))
 
         def feed(t: int, x_gen: Tensor) -> Tensor:
             return x[:, t] if t < t_ctx else x_gen
@@ -130,7 +128,9 @@ class Forecaster(nn.Module):
         those steps runs once, batched over time, instead of once per step.
         """
         batch = known > 1 and self._batched_input_convs
-        gates = self._input_gates(x[:, :known]) if batch else None
+        # unbind, not gates[t]: the backward of indexing would fill a zero tensor of the full
+        # (k, B, G, h, w) size for every step (measured: 10% of a 4x32 training step)
+        gates = self._input_gates(x[:, :known]).unbind(0) if batch else None
         state = None
         net = x[:, 0]
         preds = []
@@ -188,6 +188,16 @@ class Forecaster(nn.Module):
                 f"{what} of shape {tuple(mask.shape)} does not broadcast to {full}"
             ) from e
         return fold_patches(mask, cfg.patch_size)
+
+
+def _compute_dtype(x: Tensor) -> Tensor:
+    """Under autocast, the input in the compute dtype (bf16): the recurrent states start in it
+    and stay in it, so no step casts its states again before each convolution (a layer norm,
+    which autocast runs in float32, returns float32 states: then they stay float32)."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device) and x.is_floating_point():
+        return x.to(torch.get_autocast_dtype(device))
+    return x
 
 
 def _bind_time(probe: GateProbe, t: int) -> Callable[[int, str, Tensor], None]:
