@@ -2,8 +2,8 @@
 each run-folder file name is spelled in one module.
 
 Layers, lowest first (docs/architecture.md): errors/_version < settings, fs, machine < models <
-data < evaluation < training < runs < studies < cli < the package's __init__/__main__. A module
-may import from a lower layer or from its own package, never from a higher one.
+data < evaluation < training < runs < share < studies < cli < the package's __init__/__main__.
+A module may import from a lower layer or from its own package, never from a higher one.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ LAYERS = [
     ("evaluation",),
     ("training",),
     ("runs",),
+    ("share",),
     ("studies",),
     ("cli",),
     ("__init__", "__main__"),

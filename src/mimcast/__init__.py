@@ -20,6 +20,7 @@ from mimcast.models import (
 )
 from mimcast.models.openstl import from_openstl
 from mimcast.runs.predict import load_model
+from mimcast.share.hub import from_pretrained
 
 __all__ = [
     "BusyError",
@@ -35,6 +36,7 @@ __all__ = [
     "build_model",
     "create_model",
     "from_openstl",
+    "from_pretrained",
     "list_models",
     "load_model",
     "register_model",

@@ -38,10 +38,10 @@ def test_registry_lists_the_paper_models() -> None:
 
 
 @pytest.mark.parametrize(("name", "kwargs"), CONFIGS, ids=IDS)
-def test_shapes_backward_predict(name: str, kwargs: dict) -> None:
-    model = tiny(name, **kwargs)
-    frames = torch.rand(3, 6, 2, 8, 12)
-    mask = (torch.rand(3, 6 - 3 - 1, 1, 1, 1) > 0.5).float()
+def test_shapes_backward_predict(name: str, kwargs: dict, device) -> None:
+    model = tiny(name, **kwargs).to(device)
+    frames = torch.rand(3, 6, 2, 8, 12, device=device)
+    mask = (torch.rand(3, 6 - 3 - 1, 1, 1, 1, device=device) > 0.5).float()
     aux: dict = {}
     preds = model(frames, context_len=3, mask=mask, aux=aux)
     assert preds.shape == (3, 5, 2, 8, 12)
@@ -175,10 +175,10 @@ def test_config_round_trip_rebuilds_the_same_model() -> None:
 
 
 @pytest.mark.parametrize("name", mimcast.list_models())
-def test_fast_paths_compute_the_same_function(name: str) -> None:
+def test_fast_paths_compute_the_same_function(name: str, device) -> None:
     """Batched input convolutions and per-step activation checkpointing change no result."""
-    model = tiny(name, layer_norm=True).double()
-    frames = torch.rand(2, 7, 2, 8, 12, dtype=torch.float64)
+    model = tiny(name, layer_norm=True).double().to(device)
+    frames = torch.rand(2, 7, 2, 8, 12, dtype=torch.float64, device=device)
     batched = model(frames, context_len=4)  # steps 0..3: input convs batched over time
     stepwise = model(frames, context_len=4, context_mask=torch.ones(1))  # one conv per step
     torch.testing.assert_close(batched, stepwise, rtol=1e-10, atol=1e-12)
@@ -195,3 +195,23 @@ def test_fast_paths_compute_the_same_function(name: str) -> None:
     assert losses[False] == pytest.approx(losses[True], rel=1e-12)
     for a, b in zip(grads[False], grads[True]):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_the_compiled_training_step_computes_the_same_function() -> None:
+    """train.compile: the inductor-compiled step gives eager's loss and gradients (float32,
+    to rounding); evaluation stays eager."""
+    torch.manual_seed(0)
+    model = tiny("mim", hidden=(4, 4))
+    frames = torch.rand(2, 5, 2, 8, 12)
+    results = []
+    for compiled in (False, True):
+        model.set_compile(compiled).zero_grad()
+        loss = model(frames, context_len=2).square().mean()
+        loss.backward()
+        results.append((loss.item(), [p.grad.clone() for p in model.parameters()]))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    with torch.no_grad():  # no compiled graph for evaluation
+        model(frames, context_len=2)
+    assert list(model._compiled) == ["step"]

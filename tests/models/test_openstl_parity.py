@@ -51,13 +51,13 @@ def openstl_model(cfg: dict, data, model: str) -> mimcast.Forecaster:
 
 @pytest.mark.parametrize(("fixture", "model"), CASES)
 @pytest.mark.parametrize("mask_kind", ("zero", "mixed"))
-def test_matches_openstl(fixture: str, model: str, mask_kind: str) -> None:
+def test_matches_openstl(fixture: str, model: str, mask_kind: str, device) -> None:
     cfg, data = load_fixture(fixture)
-    net = openstl_model(cfg, data, model)
+    net = openstl_model(cfg, data, model).to(device)
     assert next(net.parameters()).dtype == torch.float64
-    frames = torch.from_numpy(data["frames"])
-    mask = torch.from_numpy(data[f"{model}/{mask_kind}/mask"])
-    expected = torch.from_numpy(data[f"{model}/{mask_kind}/expected"])
+    frames = torch.from_numpy(data["frames"]).to(device)
+    mask = torch.from_numpy(data[f"{model}/{mask_kind}/mask"]).to(device)
+    expected = torch.from_numpy(data[f"{model}/{mask_kind}/expected"]).to(device)
     aux: dict = {}
     with torch.no_grad():
         out = net(frames, context_len=cfg["pre"], mask=mask, aux=aux)

@@ -9,9 +9,9 @@ import torch
 
 import mimcast
 from mimcast.errors import CheckpointError
+from mimcast.models.weights import load_weights
 from mimcast.training.checkpoint import (
     load_checkpoint,
-    load_weights,
     model_from_checkpoint,
     save_checkpoint,
 )

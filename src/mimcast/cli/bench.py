@@ -32,14 +32,14 @@ from torch import nn
 from mimcast.errors import ConfigError, MimcastError
 from mimcast.machine import describe, one_line
 from mimcast.models import ModelConfig, build_model
+from mimcast.training.distributed import init_from_env
 from mimcast.training.precision import autocast
-
-CPU = torch.device("cpu")
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     model: ModelConfig  # with its frame shape
+    device: str = "cpu"
     batch: int = 8
     seq_len: int = 20
     context_len: int = 10
@@ -59,6 +59,7 @@ class BenchConfig:
                 f"{self.context_len} and seq_len {self.seq_len}"
             )
         build_model(self.model)  # an unbuildable model fails here, not in a child
+        init_from_env(self.device)  # a CUDA device on a machine without one, too
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "model": self.model.to_dict()}
@@ -89,7 +90,7 @@ def _inputs(cfg: BenchConfig) -> tuple[torch.Tensor, torch.Tensor]:
     m = cfg.model
     frames = torch.rand(cfg.batch, cfg.seq_len, m.in_channels, m.height, m.width, generator=g)
     mask = torch.rand(cfg.batch, cfg.seq_len - cfg.context_len - 1, 1, 1, 1, generator=g) > 0.5
-    return frames, mask.float()
+    return frames.to(cfg.device), mask.float().to(cfg.device)
 
 
 def _precision(optimised: bool) -> str:
@@ -99,15 +100,19 @@ def _precision(optimised: bool) -> str:
 def train_step(model, opt, frames, mask, *, context_len: int, precision: str) -> None:
     """One optimizer step: the same harness for every model measured."""
     opt.zero_grad(set_to_none=True)
-    with autocast(CPU, precision):
+    with autocast(frames.device, precision):
         preds = model(frames, context_len, mask)
     loss = torch.mean((preds.float() - frames[:, 1:]) ** 2)
     loss.backward()
     opt.step()
 
 
-def _reset_peak_rss() -> None:
-    """Start a new resident-memory high-water mark (Linux; elsewhere the process peak stays)."""
+def _reset_peak_rss(device: torch.device) -> None:
+    """Start a new high-water mark: of resident memory (Linux; elsewhere the process peak
+    stays), or of CUDA memory on a GPU."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -115,8 +120,11 @@ def _reset_peak_rss() -> None:
         pass
 
 
-def _peak_rss_mb() -> float:
-    """Resident-memory high-water mark since the last reset (Linux), else since the start."""
+def _peak_rss_mb(device: torch.device) -> float:
+    """Memory high-water mark since the last reset: resident memory (Linux; else since the
+    start), or CUDA memory allocated on a GPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
     try:
         status = Path("/proc/self/status").read_text().splitlines()
     except OSError:
@@ -127,14 +135,24 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def seconds_per_call(fn: Callable[[], object], steps: int, warmup: int = 2) -> float:
-    """Mean wall-clock seconds of `steps` calls of fn, after `warmup` untimed calls."""
+def seconds_per_call(
+    fn: Callable[[], object], steps: int, warmup: int = 2, device: torch.device | None = None
+) -> float:
+    """Mean wall-clock seconds of `steps` calls of fn, after `warmup` untimed calls (on CUDA,
+    synchronised, so that queued kernels are counted)."""
+    sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else _nothing
     for _ in range(warmup):
         fn()
+    sync()
     t = time.perf_counter()
     for _ in range(steps):
         fn()
+    sync()
     return (time.perf_counter() - t) / steps
+
+
+def _nothing() -> None:
+    pass
 
 
 def _flops(fn: Callable[[], object]) -> int:
@@ -152,13 +170,14 @@ def _measure(cfg: BenchConfig, path: str) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     optimised, checkpointed = PATHS[path]
     precision = _precision(optimised)
-    model = _build(cfg, optimised, checkpointed)
+    dev = torch.device(init_from_env(cfg.device))
+    model = _build(cfg, optimised, checkpointed).to(dev)
     frames, mask = _inputs(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     horizon = cfg.seq_len - cfg.context_len
 
     def infer() -> None:
-        with autocast(CPU, precision):
+        with autocast(dev, precision):
             model.predict(frames[:, : cfg.context_len], horizon)
 
     def train() -> None:
@@ -166,13 +185,13 @@ def _measure(cfg: BenchConfig, path: str) -> dict[str, Any]:
 
     # Inference first: memory the allocator keeps after a training step would hide its peak.
     model.eval()
-    _reset_peak_rss()
-    infer_s = seconds_per_call(infer, cfg.steps)
-    infer_rss = _peak_rss_mb()
+    _reset_peak_rss(dev)
+    infer_s = seconds_per_call(infer, cfg.steps, device=dev)
+    infer_rss = _peak_rss_mb(dev)
     model.train()
-    _reset_peak_rss()
-    train_s = seconds_per_call(train, cfg.steps)
-    train_rss = _peak_rss_mb()
+    _reset_peak_rss(dev)
+    train_s = seconds_per_call(train, cfg.steps, device=dev)
+    train_rss = _peak_rss_mb(dev)
     train_flops, infer_flops = _flops(train), _flops(infer)
     out = {
         "train_seq_s": cfg.batch / train_s,
@@ -188,7 +207,7 @@ def _measure(cfg: BenchConfig, path: str) -> dict[str, Any]:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if path == "optimised":
-        out.update(_conv_ceiling(cfg, model, frames, mask, train_s))
+        out.update(_conv_ceiling(cfg, model, frames, mask, train_s, dev))
     return out
 
 
@@ -200,35 +219,36 @@ def _conv_calls(cfg: BenchConfig, model, frames, mask) -> Counter:
         calls[(id(mod), tuple(args[0].shape), args[0].requires_grad)] += 1
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    with autocast(CPU, "bf16-mixed"):
+    with autocast(frames.device, "bf16-mixed"):
         model(frames, cfg.context_len, mask)
     for h in handles:
         h.remove()
     return calls
 
 
-def _conv_ceiling(cfg, model, frames, mask, train_s: float) -> dict[str, float]:
+def _conv_ceiling(cfg, model, frames, mask, train_s: float, dev: torch.device) -> dict:
     """Time every convolution of a step alone, at its own shape and precision, and sum."""
     convs = {id(m): m for m in model.modules() if isinstance(m, nn.Conv2d)}
     calls = _conv_calls(cfg, model, frames, mask)
     fwd_total = bwd_total = 0.0
     for (mid, shape, needs_grad), n in calls.items():
         conv = convs[mid]
-        x = torch.randn(shape).to(memory_format=torch.channels_last).requires_grad_(needs_grad)
-        with autocast(CPU, "bf16-mixed"):
+        x = torch.randn(shape, device=dev).to(memory_format=torch.channels_last)
+        x.requires_grad_(needs_grad)
+        with autocast(dev, "bf16-mixed"):
             g = torch.randn_like(conv(x))
 
         def fwd(conv=conv, x=x) -> None:
-            with torch.no_grad(), autocast(CPU, "bf16-mixed"):
+            with torch.no_grad(), autocast(dev, "bf16-mixed"):
                 conv(x)
 
         def fwd_bwd(conv=conv, x=x, g=g) -> None:
-            with autocast(CPU, "bf16-mixed"):
+            with autocast(dev, "bf16-mixed"):
                 y = conv(x)
             y.backward(g)
 
-        fwd_total += n * seconds_per_call(fwd, 3)
-        bwd_total += n * seconds_per_call(fwd_bwd, 3)
+        fwd_total += n * seconds_per_call(fwd, 3, device=dev)
+        bwd_total += n * seconds_per_call(fwd_bwd, 3, device=dev)
     return {
         "conv_ceiling_train_s": bwd_total,
         "conv_ceiling_fwd_s": fwd_total,
@@ -285,7 +305,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     results["ratio_train"] = o["train_seq_s"] / p["train_seq_s"]
     results["ratio_infer"] = o["infer_seq_s"] / p["infer_seq_s"]
     results["config"] = cfg.to_dict()
-    results["machine"] = describe("cpu")
+    results["machine"] = describe(cfg.device)
     return results
 
 

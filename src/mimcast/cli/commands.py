@@ -67,20 +67,60 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
-    from mimcast.runs.predict import predict_run
+    from mimcast.runs.predict import predict_run, predict_with
 
-    out = predict_run(
-        a.run_dir,
-        input_path=a.input,
-        horizon=a.horizon,
-        output_path=a.output,
-        gif=a.gif,
-        png=a.png,
-        which=a.checkpoint,
-        device=a.device,
-        overwrite=a.overwrite,
-    )
+    if a.run_dir is not None:
+        out = predict_run(
+            a.run_dir,
+            input_path=a.input,
+            horizon=a.horizon,
+            output_path=a.output,
+            gif=a.gif,
+            png=a.png,
+            which=a.checkpoint,
+            device=a.device,
+            overwrite=a.overwrite,
+        )
+    else:
+        from mimcast.data import DataSpec
+        from mimcast.share.hub import from_pretrained
+        from mimcast.training.distributed import init_from_env
+
+        model = from_pretrained(a.model, device=init_from_env(a.device))
+        if model.data is None:
+            raise ConfigError(f"--model {a.model}: its config.json has no data spec (units)")
+        out = predict_with(
+            model,
+            DataSpec.from_dict(model.data, a.model),
+            input_path=a.input,
+            horizon=a.horizon,
+            outputs={"output": a.output, "gif": a.gif, "png": a.png},
+            overwrite=a.overwrite,
+        )
     print(f"wrote {a.output} {tuple(out.shape)}")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    if a.format == "hub":
+        from mimcast.share.hub import export_hub, push
+
+        model = export_hub(a.run_dir, a.output, which=a.checkpoint, overwrite=a.overwrite)
+        print(f"wrote {a.output} (config.json, model.safetensors, README.md)")
+        if a.push_to_hub:
+            card = (a.output / "README.md").read_text()
+            print(f"pushed: {push(model, a.push_to_hub, card)}")
+        return 0
+    from mimcast.share.onnx_export import export_onnx
+
+    if a.context is None or a.horizon is None:
+        raise ConfigError("--format onnx needs --context N and --horizon K (the graph fixes both)")
+    export_onnx(
+        a.run_dir, a.output, context=a.context, horizon=a.horizon, units=a.units,
+        which=a.checkpoint, overwrite=a.overwrite,
+    )  # fmt: skip
+    print(f"wrote {a.output}: {a.context} context frames -> {a.horizon} predicted frames, "
+          f"{a.units} units, any batch size")  # fmt: skip
     return 0
 
 
@@ -100,6 +140,7 @@ def bench_config(a: argparse.Namespace):
     model = resolve_config("paper", None, overrides).model.with_frames((1, a.size, a.size))
     return BenchConfig(
         model=model,
+        device=a.device,
         batch=a.batch,
         seq_len=a.seq_len,
         context_len=a.context_len,
@@ -110,14 +151,22 @@ def bench_config(a: argparse.Namespace):
 
 def cmd_bench(a: argparse.Namespace) -> int:
     from mimcast.cli.bench import format_bench, run_bench
+    from mimcast.cli.peer import format_against, run_against
 
     if a.json is not None:
         if a.json.exists() and not a.overwrite:
             raise ConfigError(f"{a.json} exists: pass --overwrite to replace it")
         if not a.json.parent.is_dir():
             raise ConfigError(f"output folder {a.json.parent} does not exist")
-    result = run_bench(bench_config(a))
-    print(format_bench(result))
+    if a.rounds < 1:
+        raise ConfigError("bench: --rounds must be >= 1")
+    cfg = bench_config(a)
+    if a.against_openstl is not None:
+        result = run_against(cfg, a.against_openstl, rounds=a.rounds, compile_=a.compile)
+        print(format_against(result))
+    else:
+        result = run_bench(cfg)
+        print(format_bench(result))
     if a.json is not None:
         from mimcast.fs import atomic_write
 
@@ -149,6 +198,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "export": cmd_export,
     "bench": cmd_bench,
     "experiment": cmd_experiment,
 }

@@ -56,20 +56,35 @@ def _evaluate(sub) -> None:
         "--compare", type=Path, nargs="+", action="extend", default=[],
         help="other evaluated run folders to draw on the same curves",
     )  # fmt: skip
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N]")
 
 
 def _predict(sub) -> None:
     r = sub.add_parser("predict", help="forecast from context frames alone")
-    r.add_argument("--run-dir", type=Path, required=True)
+    source = r.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run-dir", type=Path, help="a run folder (its best checkpoint)")
+    source.add_argument("--model", help="a model folder (mimcast export --format hub) or Hub id")
     r.add_argument("--input", type=Path, required=True, help=".npy/.npz (T,C,H,W) or (N,T,C,H,W)")
     r.add_argument("--horizon", type=int, required=True)
     r.add_argument("--output", type=Path, required=True, help=".npy or .npz")
     r.add_argument("--gif", type=Path, help="an animated GIF of the first forecast")
     r.add_argument("--png", type=Path, help="a strip of the first context and forecast")
     r.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    r.add_argument("--device", default="cpu")
+    r.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N]")
     r.add_argument("--overwrite", action="store_true")
+
+
+def _export(sub) -> None:
+    x = sub.add_parser("export", help="a run's model for sharing (Hub layout) or deploying (ONNX)")
+    x.add_argument("--run-dir", type=Path, required=True)
+    x.add_argument("--format", choices=["hub", "onnx"], required=True)
+    x.add_argument("--output", type=Path, required=True, help="a folder (hub) or FILE.onnx")
+    x.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    x.add_argument("--context", type=int, help="onnx: context frames (fixed in the graph)")
+    x.add_argument("--horizon", type=int, help="onnx: predicted frames (fixed in the graph)")
+    x.add_argument("--units", choices=["data", "model"], default="data", help="onnx: in/out units")
+    x.add_argument("--push-to-hub", metavar="REPO_ID", help="hub: also upload (needs a token)")
+    x.add_argument("--overwrite", action="store_true")
 
 
 def _bench(sub) -> None:
@@ -87,6 +102,15 @@ def _bench(sub) -> None:
         action="store_true",
         help="also measure the optimised path with activation checkpointing per time step",
     )
+    b.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    b.add_argument(
+        "--against-openstl",
+        type=Path,
+        metavar="PATH",
+        help="also measure OpenSTL's own model (a flat copy of its model files, or a checkout)",
+    )
+    b.add_argument("--rounds", type=int, default=6, help="interleaved rounds (--against-openstl)")
+    b.add_argument("--compile", action="store_true", help="also the compiled training step")
     b.add_argument("--json", type=Path, help="also write the raw numbers here")
     b.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     _sets(b, "model.filter_size=3 model.variant=openstl model.layer_norm=true")
@@ -114,6 +138,6 @@ def _experiment(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="mimcast", description="Spatiotemporal prediction with MIM and its baselines")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for add in (_train, _evaluate, _predict, _bench, _experiment):
+    for add in (_train, _evaluate, _predict, _export, _bench, _experiment):
         add(sub)
     return p

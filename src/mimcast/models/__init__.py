@@ -2,7 +2,8 @@
 
 from mimcast.models import convlstm, mim, predrnn, predrnnpp, predrnnv2  # noqa: F401 (registers)
 from mimcast.models.config import ModelConfig
-from mimcast.models.registry import build_model, create_model, list_models, register_model
+from mimcast.models.factory import build_model, create_model
+from mimcast.models.registry import list_models, register_model
 from mimcast.models.rollout import Forecaster
 from mimcast.models.stack import RecurrentStack
 

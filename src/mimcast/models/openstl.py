@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from mimcast.errors import CheckpointError
-from mimcast.models.registry import create_model
+from mimcast.models.factory import create_model
 from mimcast.models.rollout import Forecaster
 
 # OpenSTL module names -> ours, after the layer prefix. Sequential(conv, LayerNorm) becomes

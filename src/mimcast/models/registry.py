@@ -1,17 +1,16 @@
-"""Model registry: `register_model`, `create_model(name, **kwargs)`, `list_models()`.
+"""Model registry: `register_model`, `list_models()`, and the stack of a ModelConfig.
 
 A model family registers a builder that turns a ModelConfig into its RecurrentStack; the
-registry wraps the stack into a Forecaster (the shared rollout). An unknown name is an error.
+Forecaster (the shared rollout) builds its stack through `build_stack`. An unknown name is an
+error. `create_model` and `build_model` are in factory.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from mimcast.errors import ConfigError
 from mimcast.models.config import ModelConfig
-from mimcast.models.rollout import Forecaster
 from mimcast.models.stack import RecurrentStack
 
 StackBuilder = Callable[[ModelConfig], RecurrentStack]
@@ -43,18 +42,9 @@ def check_buildable(config: ModelConfig) -> None:
         raise ConfigError("mim_n / mim_s ablations apply to the 'mim' model only")
 
 
-def build_model(config: ModelConfig) -> Forecaster:
-    """Rebuild a model from its config alone (e.g. the one saved in a checkpoint)."""
+def build_stack(config: ModelConfig) -> RecurrentStack:
+    """The recurrent stack of a config (which must have its frame shape)."""
     check_buildable(config)
     if not config.has_frames:
         raise ConfigError("a model needs the frame shape: in_channels, height and width")
-    return Forecaster(config, _BUILDERS[config.name](config))
-
-
-def create_model(name: str, **kwargs: Any) -> Forecaster:
-    """Build a registered model, e.g. create_model("mim", in_channels=1, height=64, width=64)."""
-    try:
-        config = ModelConfig(name=name, **kwargs)
-    except TypeError as e:  # an unknown keyword argument
-        raise ConfigError(f"create_model({name!r}): {e}") from e
-    return build_model(config)
+    return _BUILDERS[config.name](config)

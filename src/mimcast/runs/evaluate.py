@@ -47,7 +47,7 @@ def evaluate_run(
     data: str | None = None,
     data_root: str | None = None,
     compare: tuple[Path, ...] = (),
-    device: str = "cpu",
+    device: str = "auto",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Evaluate the `which` checkpoint of run_dir on a split; returns FrameMetrics' result."""

@@ -44,7 +44,7 @@ def load_run_model(run: RunDir, which: str, device: str) -> tuple[Forecaster, in
     return model_from_checkpoint(ckpt).to(device).eval(), ckpt.step
 
 
-def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu") -> Forecaster:
+def load_model(run_dir: str | Path, which: str = "best", device: str = "auto") -> Forecaster:
     """A trained model from its run folder alone: `mimcast.load_model("runs/quick")`."""
     return load_run_model(RunDir(run_dir), which, dist_utils.init_from_env(device))[0]
 
@@ -142,28 +142,48 @@ def predict_run(
     gif: Path | None = None,
     png: Path | None = None,
     which: str = "best",
-    device: str = "cpu",
+    device: str = "auto",
     overwrite: bool = False,
 ) -> np.ndarray:
-    """Forecast `horizon` frames after the context in input_path; write them to output_path
-    (and the optional pictures), all of them or none."""
-    input_path, output_path = Path(input_path), Path(output_path)
-    if not isinstance(horizon, int) or not 1 <= horizon <= MAX_HORIZON:
-        raise ConfigError(f"--horizon must be in [1, {MAX_HORIZON}], got {horizon}")
-    check_outputs({"output": output_path, "gif": gif, "png": png}, input_path, overwrite)
+    """Forecast `horizon` frames after the context in input_path with a run's model; write
+    them to output_path (and the optional pictures), all of them or none."""
+    outputs = {"output": Path(output_path), "gif": gif, "png": png}
+    _check_request(horizon, outputs, Path(input_path), overwrite)
     run = RunDir(run_dir)
     run.require_run()
     spec = run.read_data_spec()
-    context = load_context(input_path)
-    x = context_in_model_units(context, spec, input_path)
     device = dist_utils.init_from_env(device)
     model, _ = load_run_model(run, which, device)
+    return predict_with(model, spec, input_path=Path(input_path), horizon=horizon,
+                        outputs=outputs, overwrite=overwrite)  # fmt: skip
+
+
+def _check_request(horizon: int, outputs: dict, input_path: Path, overwrite: bool) -> None:
+    if not isinstance(horizon, int) or not 1 <= horizon <= MAX_HORIZON:
+        raise ConfigError(f"--horizon must be in [1, {MAX_HORIZON}], got {horizon}")
+    check_outputs(outputs, input_path, overwrite)
+
+
+def predict_with(
+    model: Forecaster,
+    spec: DataSpec,
+    *,
+    input_path: Path,
+    horizon: int,
+    outputs: dict[str, Path | None],
+    overwrite: bool = False,
+) -> np.ndarray:
+    """Forecast with a model (from a run or a Hub folder) whose data spec is `spec`."""
+    _check_request(horizon, outputs, input_path, overwrite)
+    context = load_context(input_path)
+    x = context_in_model_units(context, spec, input_path)
+    device = str(next(model.parameters()).device)
     lo, hi = spec.value_range
     pred_model = np.clip(forecast(model, x, horizon=horizon, device=device), lo, hi)
     pred = spec.to_data_units(pred_model).astype(np.float32)
     result = pred[0] if context.ndim == 4 else pred
     _write_outputs(
-        {"output": output_path, "gif": gif, "png": png},
+        outputs,
         result=result,
         context=x[0],
         first=pred_model[0],

@@ -1,8 +1,9 @@
 """Checkpoints: safetensors for tensors, JSON for everything else, written atomically.
 
 Layout of a checkpoints folder:
-    step-0000200/tensors.safetensors   model weights ("model.*"), optimizer moments ("optim.*")
-                                       and the torch RNG state ("rng.*")
+    step-0000200/tensors.safetensors   model weights ("model.*": the moving average when the
+                                       run keeps one), the raw training weights then ("raw.*"),
+                                       optimizer moments ("optim.*"), the torch RNG ("rng.*")
     step-0000200/state.json            step, model config, optimizer hyperparameters, best
                                        metric, sha256 of the tensors file
     last.json, best.json               pointers {"dir": "step-0000200", "step": 200}
@@ -34,6 +35,7 @@ from mimcast.errors import CheckpointError, StorageError
 from mimcast.fs import atomic_write_json, fsync_dir, storage_error, write_durably
 from mimcast.models import ModelConfig, build_model
 from mimcast.models.rollout import Forecaster
+from mimcast.models.weights import load_weights
 
 TENSORS = "tensors.safetensors"
 STATE = "state.json"
@@ -53,6 +55,7 @@ class Checkpoint:
     optimizer: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     rng: Tensor | None = None  # the torch RNG state when it was saved
+    raw: dict[str, Tensor] | None = None  # the raw weights, when `model` is their average
     path: Path | None = None
 
 
@@ -98,12 +101,16 @@ def _join_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[st
     return {"state": dict(sorted(state.items())), "param_groups": meta["param_groups"]}
 
 
-def _tensors(model: Forecaster, optimizer: torch.optim.Optimizer | None) -> tuple[dict, Any]:
+def _tensors(
+    model: Forecaster, optimizer: torch.optim.Optimizer | None, raw: nn.Module | None
+) -> tuple[dict, Any]:
     """Everything a checkpoint stores as tensors, and the optimizer's JSON part."""
-    for name, p in model.state_dict().items():
-        if p.is_floating_point() and not torch.isfinite(p).all():
-            raise CheckpointError(f"refusing to save: weight {name} is not finite")
-    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors = {}
+    for prefix, module in (("model", model), ("raw", raw)):
+        for name, p in (module.state_dict() if module is not None else {}).items():
+            if p.is_floating_point() and not torch.isfinite(p).all():
+                raise CheckpointError(f"refusing to save: weight {name} is not finite")
+            tensors[f"{prefix}.{name}"] = p.detach().contiguous().cpu()
     opt_meta = None
     if optimizer is not None:
         opt_tensors, opt_meta = _split_optimizer(optimizer.state_dict())
@@ -120,14 +127,16 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     extra: dict[str, Any] | None = None,
     pointers: tuple[str, ...] = ("last",),
+    raw: nn.Module | None = None,
 ) -> Path:
     """Write checkpoints/step-NNNNNNN atomically and point `pointers` (last/best) at it.
+    `raw`: the raw training weights, when `model` holds their moving average.
 
     Refuses (CheckpointError) to save non-finite weights, so NaN never replaces a good state;
     a failing disk is a StorageError and leaves the previous checkpoint as it was.
     """
     try:
-        tensors, opt_meta = _tensors(model, optimizer)
+        tensors, opt_meta = _tensors(model, optimizer, raw)
     except CheckpointError as e:
         raise CheckpointError(f"step {step}: {e}") from e
     directory.mkdir(parents=True, exist_ok=True)
@@ -268,12 +277,17 @@ def load_checkpoint(directory: Path, which: str = "last") -> Checkpoint:
     return Checkpoint(
         step=state["step"],
         model_config=model_config,
-        model={k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")},
+        model=_prefixed(tensors, "model."),
         optimizer=optimizer,
         extra=state["extra"],
         rng=tensors.get("rng.torch"),
         path=folder,
+        raw=_prefixed(tensors, "raw.") or None,
     )
+
+
+def _prefixed(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def model_from_checkpoint(ckpt: Checkpoint) -> Forecaster:
@@ -281,23 +295,3 @@ def model_from_checkpoint(ckpt: Checkpoint) -> Forecaster:
     model = build_model(ckpt.model_config)
     load_weights(model, ckpt.model, str(ckpt.path))
     return model
-
-
-def load_weights(model: nn.Module, state_dict: dict[str, Tensor], where: str) -> None:
-    """load_state_dict with a one-line error for missing, unexpected or mis-shaped tensors."""
-    ours = model.state_dict()
-    missing = sorted(set(ours) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(ours))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"checkpoint {where} does not fit this model: "
-            + (f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}")
-            + f" ({len(missing)} missing, {len(unexpected)} unexpected)"
-        )
-    for k, v in state_dict.items():
-        if tuple(v.shape) != tuple(ours[k].shape):
-            raise CheckpointError(
-                f"checkpoint {where}: {k} has shape {tuple(v.shape)}, the model expects "
-                f"{tuple(ours[k].shape)}"
-            )
-    model.load_state_dict(state_dict)

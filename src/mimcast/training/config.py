@@ -23,6 +23,7 @@ from mimcast.settings import build_section, merge, setting, to_plain, validate
 from mimcast.training.distributed import check_device
 from mimcast.training.presets import DEFAULT_PRESET, PRESETS
 from mimcast.training.sampling import SamplingSchedule
+from mimcast.training.schedules import SCHEDULES
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 MAX_SEED = 2**32 - 1  # numpy and torch accept it everywhere
@@ -48,7 +49,11 @@ class TrainSection:
 
     steps: int = setting(100_000, low=1, high=10**9)
     batch_size: int = setting(8, low=1, high=1 << 16)
-    lr: float = setting(1e-3, above=0.0, high=10.0)
+    lr: float = setting(1e-3, above=0.0, high=10.0, doc="the (peak) learning rate of Adam")
+    lr_schedule: str = setting("constant", choices=SCHEDULES, doc="see training/schedules.py")
+    warmup_steps: int = setting(0, low=0)
+    lr_min: float = setting(0.0, low=0.0, high=1.0, doc="final lr, as a fraction of train.lr")
+    ema: float = setting(0.0, low=0.0, high=0.99999, doc="weight-average decay; 0 = off")
     grad_clip: float = setting(1.0, low=0.0, doc="max gradient norm; 0 disables clipping")
     decouple_beta: float = setting(0.1, low=0.0, doc="weight of PredRNN-V2's decoupling loss")
     sampling: SamplingSchedule = field(default_factory=SamplingSchedule)
@@ -59,8 +64,9 @@ class TrainSection:
     log_every: int = setting(10, low=1)
     seed: int = setting(0, low=0, high=MAX_SEED)
     precision: str = setting("32", choices=PRECISIONS, doc="bf16 on CPU; bf16/fp16 on CUDA")
-    device: str = setting("cpu", doc="auto, cpu, cuda or cuda:N")
+    device: str = setting("auto", doc="auto (CUDA when available), cpu, cuda or cuda:N")
     channels_last: bool = setting(True)
+    compile: bool = setting(False, doc="torch.compile the training step (cached on disk)")
     grad_checkpointing: bool = setting(False, doc="recompute each step in backward: less memory")
     on_nan: str = setting("stop", choices=("stop", "skip"))
 

@@ -19,12 +19,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from mimcast.errors import DataError, MimcastError
+from mimcast.models.weights import load_weights
 from mimcast.training import distributed as dist_utils
 from mimcast.training.batches import StepSampler
-from mimcast.training.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from mimcast.training.checkpoint import load_checkpoint, save_checkpoint
 from mimcast.training.config import TrainSection
 from mimcast.training.logs import TrainingLog, trim_log
-from mimcast.training.precision import autocast
+from mimcast.training.precision import autocast, grad_scaler
+from mimcast.training.schedules import WeightAverage, learning_rate
 from mimcast.training.stopping import StopSignals
 
 
@@ -74,7 +76,18 @@ class Trainer:
         self.train_set, self.context_len, self.num_workers = train_set, context_len, num_workers
         self.validate = validate
         self.optimizer = torch.optim.Adam(self.raw_model.parameters(), lr=cfg.lr)
+        self.scaler = grad_scaler(self.device, cfg.precision)
+        # the moving average of the weights: what is validated, checkpointed as the model and
+        # used for predictions when train.ema > 0
+        self.ema = WeightAverage(self.raw_model, cfg.ema) if cfg.ema > 0 else None
+        if cfg.compile:
+            self.raw_model.set_compile(True)
         self.state = TrainState()
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are validated and used for predictions."""
+        return self.ema.model if self.ema is not None else self.raw_model
 
     # ---------------------------------------------------------------- checkpoints
     def save(self, best: bool = False) -> None:
@@ -85,14 +98,16 @@ class Trainer:
             "best_val": s.best_val if math.isfinite(s.best_val) else None,
             "best_step": s.best_step,
             "skipped": s.skipped,
+            "ema_updates": self.ema.updates if self.ema is not None else None,
         }
         save_checkpoint(
             self.outputs.checkpoints,
             step=s.step,
-            model=self.raw_model,
+            model=self.eval_model,
             optimizer=self.optimizer,
             extra=extra,
             pointers=("last", "best") if best else ("last",),
+            raw=self.raw_model if self.ema is not None else None,
         )
 
     def resume(self) -> None:
@@ -103,7 +118,7 @@ class Trainer:
                 f"the checkpoint {ckpt.path} is of another model ({ckpt.model_config.name}, "
                 f"hidden {list(ckpt.model_config.hidden)}): resume with the run's own config"
             )
-        load_weights(self.raw_model, ckpt.model, str(ckpt.path))
+        self._load_weights(ckpt)
         if ckpt.optimizer is not None:
             self.optimizer.load_state_dict(ckpt.optimizer)
         best = ckpt.extra.get("best_val")
@@ -117,6 +132,30 @@ class Trainer:
             torch.set_rng_state(ckpt.rng)
         if dist_utils.is_main():
             trim_log(self.outputs.log_csv, ckpt.step)
+
+    def _load_weights(self, ckpt) -> None:
+        if (ckpt.raw is not None) != (self.ema is not None):
+            raise TrainingError(
+                f"the checkpoint {ckpt.path} was saved with{'out' if ckpt.raw is None else ''} a "
+                "moving average of the weights (train.ema): resume with the run's own config"
+            )
+        load_weights(self.raw_model, ckpt.raw or ckpt.model, str(ckpt.path))
+        if self.ema is not None:
+            load_weights(self.ema.model, ckpt.model, str(ckpt.path))
+            self.ema.updates = int(ckpt.extra.get("ema_updates") or 0)
+
+    def _set_lr(self) -> None:
+        c = self.cfg
+        lr = learning_rate(
+            self.state.step,
+            lr=c.lr,
+            schedule=c.lr_schedule,
+            steps=c.steps,
+            warmup=c.warmup_steps,
+            lr_min=c.lr_min,
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     # ---------------------------------------------------------------- one step
     def _masks(self, batch: int, seq_len: int) -> tuple[Tensor | None, Tensor | None]:
@@ -144,20 +183,40 @@ class Trainer:
             frames = torch.cat([frames, frames.flip(1)])
             mask = None if mask is None else torch.cat([mask, mask])
             ctx_mask = None if ctx_mask is None else torch.cat([ctx_mask, ctx_mask])
+        self._set_lr()
         self.optimizer.zero_grad(set_to_none=True)
         aux: dict[str, Tensor] = {}
         with autocast(self.device, self.cfg.precision):
             preds = self.model(frames, self.context_len, mask, ctx_mask, aux=aux)
         loss = torch.mean((preds.float() - frames[:, 1:].float()) ** 2)  # L2 loss
         total = loss + self.cfg.decouple_beta * aux["decoupling_loss"] if aux else loss
-        total.backward()
-        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), clip)
+        grad_norm = self._backward(total)
         losses = self._global({"loss": loss, **aux})
-        if not (math.isfinite(sum(losses.values())) and torch.isfinite(grad_norm)):
-            return self._not_finite(losses["loss"], grad_norm.item())
-        self.optimizer.step()
+        # (with a gradient scaler, fp16 gradients that overflow are skipped by the scaler)
+        grad_ok = self.scaler is not None or math.isfinite(grad_norm)
+        if not (math.isfinite(sum(losses.values())) and grad_ok):
+            return self._not_finite(losses["loss"], grad_norm)
+        self._step()
         return losses
+
+    def _backward(self, total: Tensor) -> float:
+        """Backward (scaled for fp16), then clip; the gradient norm before clipping."""
+        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        if self.scaler is None:
+            total.backward()
+        else:
+            self.scaler.scale(total).backward()
+            self.scaler.unscale_(self.optimizer)
+        return torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), clip).item()
+
+    def _step(self) -> None:
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.raw_model)
 
     @staticmethod
     def _global(losses: dict[str, Tensor]) -> dict[str, float]:
@@ -244,7 +303,7 @@ class Trainer:
         if self.validate is None or (step % self.cfg.val_every and step != self.cfg.steps):
             return False
         try:
-            row["val_mse"] = self.validate(self.raw_model)
+            row["val_mse"] = self.validate(self.eval_model)
         except DataError as e:
             raise DataError(f"validation at step {step}: {e}") from e
         self.raw_model.train()

@@ -1,0 +1,1 @@
+"""Sharing and deploying models: the Hugging Face Hub's layout, and ONNX."""

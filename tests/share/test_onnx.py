@@ -1,0 +1,59 @@
+"""The forecast as one ONNX graph: every registered model, run in onnxruntime, equals PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import mimcast
+from mimcast.data import DataSpec
+from mimcast.share.onnx_export import export_graph
+from tests.helpers import assert_one_line_error, run_cli
+from tests.tiny import tiny_sets
+
+TOL = 255 * 1e-4  # float32 through an unrolled free-running loop: 1e-4 of the 0-255 range
+SPEC = DataSpec(frame_shape=(2, 8, 12), value_range=(0.0, 1.0), units="pixels", scale=(255.0,),
+                offset=(0.0,), context_len=3)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", mimcast.list_models())
+def test_every_model_exports_and_matches_pytorch(name, tmp_path) -> None:
+    model = mimcast.create_model(name, in_channels=2, height=8, width=12, patch_size=2,
+                                 hidden=(4, 4), filter_size=3, layer_norm=True).eval()  # fmt: skip
+    path = export_graph(model, SPEC, tmp_path / "m.onnx", context=3, horizon=4, units="data")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["context"]
+    for batch in (1, 3):  # the batch size stays dynamic
+        context = np.random.default_rng(batch).uniform(0, 255, (batch, 3, 2, 8, 12))
+        got = session.run(None, {"context": context.astype(np.float32)})[0]
+        with torch.no_grad():
+            want = model.predict(torch.from_numpy(context / 255).float(), 4).clamp(0, 1) * 255
+        assert got.shape == (batch, 4, 2, 8, 12)
+        np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=TOL)
+
+
+def test_export_from_a_run_in_model_units_and_bad_requests(tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    assert mimcast.cli.main(["train", "--run-dir", str(run), "--steps", "2", "--set",
+                             *tiny_sets()]) == 0  # fmt: skip
+    out = tmp_path / "m.onnx"
+    code, stdout, err = run_cli(capsys, "export", "--run-dir", run, "--format", "onnx", "--output",
+                                out, "--context", 3, "--horizon", 5, "--units", "model")  # fmt: skip
+    assert code == 0, err
+    assert "3 context frames -> 5 predicted frames, model units, any batch size" in stdout
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    context = np.random.default_rng(0).random((2, 3, 1, 32, 32)).astype(np.float32)
+    got = session.run(None, {"context": context})[0]
+    want = mimcast.load_model(run).predict(torch.from_numpy(context), 5).clamp(0, 1).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    for extra, message in (
+        (["--context", 3], "needs --context N and --horizon K"),
+        (["--context", 0, "--horizon", 2], "--context must be a positive number"),
+        (["--context", 3, "--horizon", 2, "--output", tmp_path / "m.txt"], "must end in .onnx"),
+        (["--context", 3, "--horizon", 2], "exists: pass --overwrite"),
+    ):
+        args = ["export", "--run-dir", run, "--format", "onnx", "--output", out, *extra]
+        code, _, err = run_cli(capsys, *args)
+        assert_one_line_error(code, err, message)
