@@ -39,8 +39,9 @@ def test_export_from_a_run_in_model_units_and_bad_requests(tmp_path, capsys) -> 
     assert mimcast.cli.main(["train", "--run-dir", str(run), "--steps", "2", "--set",
                              *tiny_sets()]) == 0  # fmt: skip
     out = tmp_path / "m.onnx"
-    code, stdout, err = run_cli(capsys, "export", "--run-dir", run, "--format", "onnx", "--output",
-                                out, "--context", 3, "--horizon", 5, "--units", "model")  # fmt: skip
+    args = ["export", "--run-dir", run, "--format", "onnx", "--output", out, "--context", 3,
+            "--horizon", 5, "--units", "model"]  # fmt: skip
+    code, stdout, err = run_cli(capsys, *args)
     assert code == 0, err
     assert "3 context frames -> 5 predicted frames, model units, any batch size" in stdout
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
