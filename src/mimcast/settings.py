@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import functools
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -120,9 +121,15 @@ _SCALARS: dict[Any, tuple[tuple[type, ...], str, Any]] = {
 }
 
 
+# YAML 1.1 (PyYAML) reads 4e-3, without a dot, as a string: it is a number here
+_EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def _scalar(value: Any, hint: Any, key: str) -> Any:
     if hint not in _SCALARS:
         raise TypeError(f"unsupported setting type {hint} for {key}")
+    if hint is float and isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+        value = float(value)
     kinds, what, convert = _SCALARS[hint]
     if not isinstance(value, kinds) or (hint is not bool and isinstance(value, bool)):
         raise ConfigError(f"{key} must be {what}, got {value!r}")

@@ -163,7 +163,7 @@ def _flag_cases(f: dict[str, Path]) -> dict[str, list[list]]:
         ],
         "bench": [
             ["--model", "nope"], ["--hidden", 0], ["--hidden", "abc"], ["--layers", 0],
-            ["--layers", 1], ["--size", 0], ["--size", 30], ["--batch", 0], ["--seq-len", 0],
+            ["--layers", 1], ["--size", 0], ["--batch", 0], ["--seq-len", 0],
             ["--context-len", 0], ["--steps", 0], ["--json", out / "existing.npy"],
             ["--json", f["root"] / "none" / "b.json"], ["--set", "train.steps=1"],
             *[["--set", f"model.{k.split('.', 1)[1]}={v}"] for k, v in CONFIG_CASES

@@ -579,7 +579,6 @@ def test_bench_json_is_not_overwritten(tmp_path, capsys) -> None:
     "args, message",
     [
         (["--hidden", "0"], "--hidden must be >= 1"),
-        (["--size", "30"], "is not divisible by patch_size 4"),
         (["--seq-len", "11"], "context_len <= seq_len - 2"),
         (["--context-len", "0"], "context_len <= seq_len - 2"),
         (["--steps", "-1"], "steps must be a positive integer"),

@@ -1,4 +1,4 @@
-"""The registry, the common SequenceDataset contract and the patch-size check."""
+"""The registry and the common SequenceDataset contract."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from torch.utils.data import DataLoader
 from mimcast.data import (
     SequenceDataset,
     build_dataset,
-    check_patch_divisible,
     dataset_options,
     list_datasets,
 )
@@ -50,23 +49,6 @@ def test_contract_of_generated_dataset() -> None:
     assert ds[-1].shape == ds[5].shape
     with pytest.raises(IndexError):
         ds[6]
-
-
-def test_patch_size_check(tmp_path) -> None:
-    np.save(tmp_path / "g.npy", np.zeros((30, 30, 32), np.float32))
-    ds = build_dataset("custom", "train", root=tmp_path / "g.npy", seq_len=4, context_len=2)
-    check_patch_divisible(ds, 2)
-    msg = r"height 30 of custom \(.*g.npy\) is not divisible by patch size 4"
-    with pytest.raises(DataError, match=msg):
-        check_patch_divisible(ds, 4)
-    opts = {"seq_len": 4, "context_len": 2, "patch_size": 4}
-    with pytest.raises(DataError, match=msg):
-        build_dataset("custom", "train", root=tmp_path / "g.npy", **opts)
-    np.save(tmp_path / "w.npy", np.zeros((30, 32, 30), np.float32))
-    with pytest.raises(DataError, match=r"width 30 of custom \(.*w.npy\) is not divisible"):
-        build_dataset("custom", "train", root=tmp_path / "w.npy", **opts)
-    mm = build_dataset("mmnist", "test", num_sequences=1, patch_size=4)
-    assert mm.frame_shape == (1, 64, 64)
 
 
 def test_workers_reopen_files(tmp_path) -> None:

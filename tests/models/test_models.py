@@ -135,8 +135,8 @@ def test_patch_folding_matches_reshape_patch() -> None:
 def test_bad_arguments_give_clear_errors() -> None:
     with pytest.raises(mimcast.ConfigError, match="unknown model 'mimo'.*convlstm, mim, predrnn"):
         mimcast.create_model("mimo", in_channels=1, height=8, width=8)
-    with pytest.raises(mimcast.ConfigError, match="not divisible by patch_size 3"):
-        mimcast.create_model("mim", in_channels=1, height=8, width=8, patch_size=3)
+    with pytest.raises(mimcast.ConfigError, match="pad_mode must be one of replicate"):
+        mimcast.create_model("mim", in_channels=1, height=8, width=8, pad_mode="wrap")
     with pytest.raises(mimcast.ConfigError, match="variant must be one of"):
         mimcast.create_model("mim", in_channels=1, height=8, width=8, variant="tf")
     with pytest.raises(mimcast.ConfigError, match="ablations apply to the 'mim' model only"):
@@ -215,3 +215,26 @@ def test_the_compiled_training_step_computes_the_same_function() -> None:
     with torch.no_grad():  # no compiled graph for evaluation
         model(frames, context_len=2)
     assert list(model._compiled) == ["step"]
+
+
+@pytest.mark.parametrize("mode", ["replicate", "reflect", "zeros"])
+def test_frames_of_any_size_are_padded_inside_and_cropped_back(mode: str) -> None:
+    """59 x 61 frames with patch 4: the model pads them to 60 x 64 (pad_mode) and crops its
+    predictions back. With true frames fed at every step it is the same model run on the
+    padded frames; a fed-back prediction is padded again from its own pixels."""
+    import torch.nn.functional as F
+
+    odd = tiny("mim", in_channels=1, height=59, width=61, patch_size=4, pad_mode=mode).double()
+    even = tiny("mim", in_channels=1, height=60, width=64, patch_size=4).double()
+    even.load_state_dict(odd.state_dict())
+    frames = torch.rand(2, 6, 1, 59, 61, dtype=torch.float64)
+    torch_mode = "constant" if mode == "zeros" else mode
+    padded = F.pad(frames.reshape(12, 1, 59, 61), (0, 3, 0, 1), mode=torch_mode)
+    padded = padded.reshape(2, 6, 1, 60, 64)
+    with torch.no_grad():
+        a = odd(frames, context_len=2, mask=torch.ones(1))
+        b = even(padded, context_len=2, mask=torch.ones(1))[..., :59, :61]
+        future = odd.predict(frames[:, :2], horizon=5)
+    assert a.shape == (2, 5, 1, 59, 61) and future.shape == (2, 5, 1, 59, 61)
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert odd.config.grid == (15, 16)

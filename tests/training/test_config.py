@@ -88,3 +88,14 @@ def test_bad_files_and_set_items(tmp_path) -> None:
 def test_round_trip() -> None:
     cfg = resolve_config("kth")
     assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_numbers_with_an_exponent_and_no_dot_are_numbers(tmp_path) -> None:
+    """PyYAML reads 4e-3 as a string (YAML 1.1); a float setting takes it as the number."""
+    assert resolve_config("quick", None, parse_set(["train.lr=4e-3"])).train.lr == 4e-3
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  lr: 5E-4\n  sampling:\n    eta_decay: 2e-5\n")
+    cfg = resolve_config("quick", f)
+    assert (cfg.train.lr, cfg.train.sampling.eta_decay) == (5e-4, 2e-5)
+    with pytest.raises(ConfigError, match="train.steps must be an integer"):
+        resolve_config("quick", None, parse_set(["train.steps=1e3"]))

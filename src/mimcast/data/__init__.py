@@ -10,7 +10,7 @@ Names: mmnist, mmnist-accel (generated Moving MNIST), mmnist-file (mnist_test_se
 PredRNN .npz), kth, taxibj, custom (the user's .npy/.npz/HDF5/netCDF/Zarr).
 """
 
-from .base import Affine, SequenceDataset, check_patch_divisible
+from .base import Affine, SequenceDataset
 from .custom import CustomDataset
 from .digits import load_digits
 from .kth import KTH
@@ -30,7 +30,6 @@ __all__ = [
     "SequenceDataset",
     "TaxiBJ",
     "build_dataset",
-    "check_patch_divisible",
     "dataset_options",
     "list_datasets",
     "load_digits",

@@ -144,17 +144,6 @@ class SequenceDataset(Dataset):
         )
 
 
-def check_patch_divisible(ds: SequenceDataset, patch_size: int) -> None:
-    """Raise DataError when the frames of ``ds`` cannot be folded into patch_size² patches."""
-    if int(patch_size) < 1:
-        raise DataError(f"patch size must be >= 1, got {patch_size}")
-    _, h, w = ds.frame_shape
-    what = f"{ds.name} ({ds.source})" if ds.source else ds.name
-    for label, size in (("height", h), ("width", w)):
-        if size % patch_size:
-            raise DataError(f"{label} {size} of {what} is not divisible by patch size {patch_size}")
-
-
 def check_lengths(seq_len: int, context_len: int, where: str) -> tuple[int, int]:
     """Validate seq_len (T) and context_len: at least one context and one future frame."""
     seq_len, context_len = int(seq_len), int(context_len)

@@ -10,7 +10,7 @@ from typing import Any
 from mimcast.errors import DataError
 
 from . import stationarity
-from .base import SequenceDataset, check_patch_divisible, check_split
+from .base import SequenceDataset, check_split
 from .custom import CustomDataset
 from .kth import KTH
 from .mmnist import AcceleratedMovingMNIST, MovingMNIST, MovingMNISTFile
@@ -98,7 +98,7 @@ def build_dataset(
     """Build dataset ``name`` for ``split`` ("train", "val", "test").
 
     ``root`` is the data's file or folder (for generated Moving MNIST: optional MNIST digit
-    files). ``patch_size`` (optional) checks that H and W divide by it. ``stationarity``
+    files). ``stationarity``
     ("stationary" or "non-stationary", any data set) keeps one side of the split of
     `mimcast.data.stationarity`, at ``stationarity_quantile`` (0.5) of the training split's
     scores. Unknown names and options raise DataError listing the valid ones. Items are float32
@@ -106,7 +106,6 @@ def build_dataset(
     """
     factory = _get(name)
     check_split(split, name)
-    patch_size = options.pop("patch_size", None)
     kind = options.pop("stationarity", None)
     quantile = options.pop("stationarity_quantile", 0.5)
     valid = dataset_options(name)
@@ -114,11 +113,9 @@ def build_dataset(
     if valid and unknown:
         raise DataError(
             f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; valid: "
-            f"{', '.join([*valid, 'patch_size', 'stationarity', 'stationarity_quantile'])}"
+            f"{', '.join([*valid, 'stationarity', 'stationarity_quantile'])}"
         )
     ds = factory(split, root, **options)
-    if patch_size is not None:
-        check_patch_divisible(ds, int(patch_size))
     if kind is not None:
         if kind not in stationarity.KINDS:
             raise DataError(

@@ -15,6 +15,7 @@ from mimcast.errors import ConfigError
 from mimcast.settings import build_section, setting, to_plain, validate
 
 VARIANTS = ("paper", "openstl")  # what each one changes: models/variants.py
+PAD_MODES = ("replicate", "reflect", "zeros")
 FRAME_FIELDS = ("in_channels", "height", "width")
 
 
@@ -41,6 +42,9 @@ class ModelConfig:
     variant: str = setting("paper", choices=VARIANTS, doc="the equations or OpenSTL's code")
     mim_n: bool = setting(True, doc="MIM only: keep the non-stationary unit (Table 2 ablation)")
     mim_s: bool = setting(True, doc="MIM only: keep the stationary unit (Table 2 ablation)")
+    pad_mode: str = setting(
+        "replicate", choices=PAD_MODES, doc="padding of frames whose size is no multiple of patch"
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, int) and not isinstance(self.hidden, bool):
@@ -52,12 +56,6 @@ class ModelConfig:
             raise ConfigError(
                 f"model.filter_size must be odd (same padding), got {self.filter_size}"
             )
-        for key in ("height", "width"):
-            size = getattr(self, key)
-            if size is not None and size % self.patch_size:
-                raise ConfigError(
-                    f"frame {key} {size} is not divisible by patch_size {self.patch_size}"
-                )
 
     @property
     def has_frames(self) -> bool:
@@ -75,8 +73,11 @@ class ModelConfig:
 
     @property
     def grid(self) -> tuple[int, int]:
-        """Spatial size of the recurrent states: (H / p, W / p)."""
-        return self.height // self.patch_size, self.width // self.patch_size
+        """Spatial size of the recurrent states: (H / p, W / p), rounded up. A frame whose
+        size is no multiple of p is padded inside the model (pad_mode) to (p*h, p*w) and the
+        predictions are cropped back: the outputs always have the frames' own size."""
+        p = self.patch_size
+        return -(-self.height // p), -(-self.width // p)
 
     def to_dict(self, frames: bool = True) -> dict[str, Any]:
         d = to_plain(self)

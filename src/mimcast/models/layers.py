@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 # How gate pre-activations are normalised ("the paper's layer norm over 3D tensors"):
@@ -92,6 +93,50 @@ class MIMState(NamedTuple):
     c: Tensor
     n: LSTMState
     s: Tensor
+
+
+@dataclass(frozen=True)
+class PatchLayout:
+    """Frames (C, H, W) <-> feature maps (p*p*C, ceil(H/p), ceil(W/p)).
+
+    Where H or W is no multiple of p, frames are padded at the bottom and the right (`mode`:
+    replicate, reflect or zeros) before folding, and cropped back after unfolding.
+    """
+
+    p: int
+    height: int
+    width: int
+    mode: str = "replicate"
+
+    @property
+    def pad(self) -> tuple[int, int]:
+        return -self.height % self.p, -self.width % self.p
+
+    def _padded(self, x: Tensor) -> Tensor:
+        ph, pw = self.pad
+        if not (ph or pw):
+            return x
+        lead = x.shape[:-3]
+        flat = x.reshape(-1, *x.shape[-3:])  # (N, C, H, W)
+        mode = "constant" if self.mode == "zeros" else self.mode
+        flat = F.pad(flat, (0, pw, 0, ph), mode=mode)
+        return flat.reshape(*lead, *flat.shape[-3:])
+
+    def fold(self, x: Tensor) -> Tensor:
+        """(B, T, C, H, W) -> (B, T, p*p*C, h, w), padded as needed."""
+        return fold_patches(self._padded(x), self.p)
+
+    def unfold(self, y: Tensor) -> Tensor:
+        """(B, T, p*p*C, h, w) -> (B, T, C, H, W), the padding cropped."""
+        return unfold_patches(y, self.p)[..., : self.height, : self.width]
+
+    def refold(self, y: Tensor) -> Tensor:
+        """A folded prediction (B, p*p*C, h, w) whose padding is made again from its own
+        pixels, as the padding of a true frame is: a fed-back prediction then looks like a
+        true frame everywhere (a no-op without padding)."""
+        if self.pad == (0, 0):
+            return y
+        return self.fold(self.unfold(y[:, None]))[:, 0]
 
 
 def fold_patches(x: Tensor, p: int) -> Tensor:

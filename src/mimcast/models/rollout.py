@@ -19,7 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mimcast.errors import CheckpointError, ConfigError
 from mimcast.models.config import ModelConfig
-from mimcast.models.layers import fold_patches, unfold_patches
+from mimcast.models.layers import PatchLayout
 from mimcast.models.registry import build_stack
 from mimcast.models.stack import AuxTerms
 from mimcast.models.weights import load_weights
@@ -52,6 +52,7 @@ class Forecaster(
         )
         self.config = config
         self.data = data
+        self.patches = PatchLayout(config.patch_size, config.height, config.width, config.pad_mode)
         self.stack = build_stack(config)
         self.head = nn.Conv2d(self.stack.out_channels, config.frame_channels, 1, bias=False)
         self._grad_checkpointing = False
@@ -163,8 +164,7 @@ class Forecaster(
             raise ConfigError(
                 f"context_len must be in [1, T-1] = [1, {t_total - 1}], got {context_len}"
             )
-        p = self.config.patch_size
-        x = _compute_dtype(fold_patches(frames, p))  # (B, T, p*p*C, H/p, W/p)
+        x = _compute_dtype(self.patches.fold(frames))  # (B, T, p*p*C, H/p, W/p)
         future = self._fold_mask(mask, what="mask", steps=t_total - context_len - 1, like=x)
         past = self._fold_mask(context_mask, what="context_mask", steps=context_len - 1, like=x)
 
@@ -182,7 +182,7 @@ class Forecaster(
         preds = self._roll(x, n_steps=t_total - 1, feed=feed, probe=probe, known=known, aux=terms)
         if terms is not None:
             aux.update(terms.means())
-        return unfold_patches(preds, p)
+        return self.patches.unfold(preds)
 
     @torch.inference_mode()
     def predict(self, context: Tensor, horizon: int) -> Tensor:
@@ -194,13 +194,13 @@ class Forecaster(
         _, t_ctx = self._check_frames(context, "context")
         if not isinstance(horizon, int) or horizon < 1:
             raise ConfigError(f"horizon must be a positive integer, got {horizon!r}")
-        x = _compute_dtype(fold_patches(context, self.config.patch_size))
+        x = _compute_dtype(self.patches.fold(context))
 
         def feed(t: int, x_gen: Tensor) -> Tensor:
             return x[:, t] if t < t_ctx else x_gen
 
         preds = self._roll(x, n_steps=t_ctx + horizon - 1, feed=feed, probe=None, known=t_ctx)
-        return unfold_patches(preds[:, t_ctx - 1 :], self.config.patch_size)
+        return self.patches.unfold(preds[:, t_ctx - 1 :])
 
     def _roll(
         self,
@@ -227,7 +227,7 @@ class Forecaster(
         preds = []
         for t in range(n_steps):
             if t > 0:
-                net = feed(t, preds[-1])
+                net = feed(t, self.patches.refold(preds[-1]))
             x_gates = gates[t] if gates is not None and t < known else None
             layer_probe = None if probe is None else _bind_time(probe, t)
             if self._grad_checkpointing and torch.is_grad_enabled():
@@ -278,7 +278,7 @@ class Forecaster(
             raise ConfigError(
                 f"{what} of shape {tuple(mask.shape)} does not broadcast to {full}"
             ) from e
-        return fold_patches(mask, cfg.patch_size)
+        return self.patches.fold(mask)
 
 
 def _compute_dtype(x: Tensor) -> Tensor:

@@ -16,7 +16,6 @@ def build_splits(cfg: RunConfig, splits: tuple[str, ...]) -> dict[str, SequenceD
         options = dict(d.options)
         if split != "train":
             options.update(d.eval_options)
-        options.setdefault("patch_size", cfg.model.patch_size)  # names the file if it fails
         try:
             out[split] = build_dataset(d.name, split, root=d.root, **options)
         except MimcastError:

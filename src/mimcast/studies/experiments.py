@@ -45,6 +45,7 @@ from mimcast.studies.report import (
 from mimcast.studies.report_dir import ReportDir
 from mimcast.studies.tables import STUDIES, Study
 from mimcast.training.config import RunConfig, parse_set, resolve_config
+from mimcast.training.distributed import init_from_env
 from mimcast.training.presets import PRESETS
 
 STUDY_PRESETS = ("cpu", "paper")
@@ -270,7 +271,7 @@ def _results(
         "seeds": list(req.seeds),
         "command": command_line(req),
         "commit": git_commit(),
-        "machine": describe(runs[0][2].train.device),
+        "machine": describe(init_from_env(runs[0][2].train.device)),
         "started": started,
         "budget": budget(runs[0][2]),
         "models": {label: aggregate_seeds(by_seed) for label, by_seed in records.items()},

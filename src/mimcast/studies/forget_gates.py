@@ -23,6 +23,7 @@ from mimcast.runs.datasets import build_splits
 from mimcast.runs.predict import load_run_model
 from mimcast.runs.rundir import RunDir
 from mimcast.studies.report import spread_verdict
+from mimcast.training.distributed import init_from_env
 
 THRESHOLD = 0.9
 HIST_RANGE = (-0.5, 1.5)
@@ -114,6 +115,7 @@ def probe_run(
     """Gate statistics of a trained run over its evaluation split (free-running, float32)."""
     run = RunDir(run_dir)
     cfg = run.read_config()
+    device = init_from_env(device)
     split = cfg.eval.split
     data = build_splits(cfg, (split,))[split]
     n = cfg.eval.num_sequences if num_sequences is None else num_sequences
