@@ -20,6 +20,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
+
 from mimcast.cli.bench import seconds_per_call
 
 

@@ -30,3 +30,9 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch) -> None:
+    """Decoded videos are cached under a temporary folder, not the user's ~/.cache."""
+    monkeypatch.setenv("MIMCAST_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -111,8 +112,10 @@ def has_marker(path: Path, kind: str) -> bool:
 def staged(targets: Sequence[Path]) -> Iterator[list[Path]]:
     """Yield a temporary path for each target; on success rename all of them into place.
 
-    The caller writes each output to its temporary path. An exception (a full disk, a bad
-    value) removes every temporary file and leaves the targets as they were.
+    The caller writes each output to its temporary path: a file, or a folder (a Zarr store).
+    An exception (a full disk, a bad value) removes every temporary and leaves the targets as
+    they were. A folder target that exists is replaced whole: the caller has checked it is
+    one mimcast wrote.
     """
     targets = [Path(t) for t in targets]
     if len({t.resolve() for t in targets}) != len(targets):
@@ -121,18 +124,42 @@ def staged(targets: Sequence[Path]) -> Iterator[list[Path]]:
     try:
         yield tmps
         for tmp in tmps:
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
+            _fsync_tree(tmp)
         for tmp, target in zip(tmps, targets):
-            os.replace(tmp, target)
+            _replace(tmp, target)
     except OSError as e:
         failed = next((t for t, tmp in zip(targets, tmps) if not tmp.exists()), targets[0])
         raise storage_error(getattr(e, "filename", None) or failed, e) from e
     finally:
         for tmp in tmps:
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
     for parent in {t.parent for t in targets}:
         fsync_dir(parent)
+
+
+def _fsync_tree(path: Path) -> None:
+    files = [Path(d) / n for d, _, names in os.walk(path) for n in names] if path.is_dir() \
+        else [path]  # fmt: skip
+    for p in files:
+        with open(p, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def _replace(tmp: Path, target: Path) -> None:
+    if not (target.is_dir() and not target.is_symlink()):
+        os.replace(tmp, target)
+        return
+    aside = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.replace(target, aside)  # a folder cannot be renamed over a full one
+    os.replace(tmp, target)
+    shutil.rmtree(aside)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def remove_owned(root: Path, is_owned: Callable[[Path], bool]) -> list[Path]:

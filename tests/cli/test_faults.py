@@ -26,7 +26,7 @@ import torch
 from mimcast import cli
 from mimcast import fs as fs_mod
 from mimcast.fs import storage_error
-from mimcast.runs import predict as predict_mod
+from mimcast.runs import formats as formats_mod
 from mimcast.runs import train as train_mod
 from mimcast.training import checkpoint as ckpt_mod
 from mimcast.training.checkpoint import save_checkpoint
@@ -389,11 +389,11 @@ def test_a_failing_disk_write_keeps_the_previous_checkpoint(where, tmp_path, cap
 
 
 def test_a_failing_disk_write_in_predict_writes_nothing(run, tmp_path, capsys, monkeypatch):
-    def full_disk(path, array):
+    def full_disk(path, *args):
         Path(path).write_bytes(b"partial")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(predict_mod, "_save_array", full_disk)  # the last of the outputs
+    monkeypatch.setattr(formats_mod, "write_prediction", full_disk)  # the last of the outputs
     ctx = tmp_path / "ctx.npy"
     np.save(ctx, np.full((3, 1, 32, 32), 100.0, np.float32))
     before = listing(tmp_path)
@@ -496,7 +496,7 @@ TRAIN_CASES = [
     (["--config", "{root}/none.yaml"], "config file not found"),
     (["--data", "custom"], "needs root=<path to its files>"),
     (["--data", "custom", "--data-root", "{root}/none.npy"], "does not exist"),
-    (["--data", "custom", "--data-root", "{rank2}"], "rank 2 (shape (20, 16)), expected 3"),
+    (["--data", "custom", "--data-root", "{rank2}"], "rank 2 (shape (20, 16)); without axis"),
     (["--data", "custom", "--data-root", "{garbage}"], "not a readable .npy file"),
     (["--data", "custom", "--data-root", "{nan}"], "NaN or inf values at time index 5"),
 ]
@@ -528,7 +528,7 @@ def test_bad_input_never_touches_an_existing_run(run, tmp_path, capsys) -> None:
         (["train", "--run-dir", run, "--resume", "--set", *TINY, "model.hidden=[8,8]"],
          "was made with another model or data set"),
         (["evaluate", "--run-dir", run, "--split", "nope"], "invalid choice: 'nope'"),
-        (["evaluate", "--run-dir", run, "--data", "custom"], "for dataset 'custom'"),
+        (["evaluate", "--run-dir", run, "--data", "custom"], "dataset 'custom' needs root"),
     ):  # fmt: skip
         code, _, err = mimcast(capsys, *args)
         assert_one_line_error(code, err, message)
@@ -553,7 +553,7 @@ def test_bad_prediction_input_is_refused_and_nothing_is_written(run, tmp_path, c
         (["good.npy", "alias.npy", "--overwrite"], "refusing to write over the input"),
         (["good.npy", "existing.npy"], "existing.npy exists: pass --overwrite"),
         (["good.npy", "nowhere/out.npy"], "output folder"),
-        (["good.npy", "out.txt"], "--output must end in .npy or .npz"),
+        (["good.npy", "out.txt"], "--output must end in .npy or .npz or .nc"),
         (["good.npy", "out.npy", "--horizon", "0"], "--horizon must be in [1, 1000]"),
         (["missing.npy", "out.npy"], "input file not found"),
     ]

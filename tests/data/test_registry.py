@@ -18,7 +18,9 @@ from mimcast.errors import DataError
 
 
 def test_names_and_options() -> None:
-    assert list_datasets() == ["custom", "kth", "mmnist", "mmnist-accel", "mmnist-file", "taxibj"]
+    assert list_datasets() == [
+        "custom", "kth", "mmnist", "mmnist-accel", "mmnist-file", "taxibj", "video"
+    ]  # fmt: skip
     assert {"seed", "seq_len", "context_len", "num_digits", "canvas", "digit_source"} <= set(
         dataset_options("mmnist")
     )

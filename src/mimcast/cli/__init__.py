@@ -28,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        from mimcast.training import distributed
+
+        distributed.barrier()  # no rank tears the process group down under another (gloo aborts)
+        return code
     except StorageError as e:  # a full disk, a read-only folder: not bad input
         print(f"mimcast: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_IO

@@ -67,37 +67,29 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
-    from mimcast.runs.predict import predict_run, predict_with
+    from mimcast.runs.predict import PredictRequest, predict_run, predict_with
 
+    request = PredictRequest(
+        input_path=a.input,
+        horizon=a.horizon,
+        outputs={"output": a.output, "gif": a.gif, "png": a.png},
+        variable=a.variable,
+        input_units=a.input_units,
+        overwrite=a.overwrite,
+    )
     if a.run_dir is not None:
-        out = predict_run(
-            a.run_dir,
-            input_path=a.input,
-            horizon=a.horizon,
-            output_path=a.output,
-            gif=a.gif,
-            png=a.png,
-            which=a.checkpoint,
-            device=a.device,
-            overwrite=a.overwrite,
-        )
+        out = predict_run(a.run_dir, request, which=a.checkpoint, device=a.device)
     else:
         from mimcast.data import DataSpec
         from mimcast.share.hub import from_pretrained
         from mimcast.training.distributed import init_from_env
 
+        request.check()  # before a download
         model = from_pretrained(a.model, device=init_from_env(a.device))
         if model.data is None:
             raise ConfigError(f"--model {a.model}: its config.json has no data spec (units)")
-        out = predict_with(
-            model,
-            DataSpec.from_dict(model.data, a.model),
-            input_path=a.input,
-            horizon=a.horizon,
-            outputs={"output": a.output, "gif": a.gif, "png": a.png},
-            overwrite=a.overwrite,
-        )
-    print(f"wrote {a.output} {tuple(out.shape)}")
+        out = predict_with(model, DataSpec.from_dict(model.data, a.model), request)
+    print(f"wrote {a.output}: a forecast shaped {tuple(out.shape)}")
     return 0
 
 
@@ -194,7 +186,19 @@ def cmd_experiment(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(a: argparse.Namespace) -> int:
+    from mimcast.runs.datasets import describe_splits
+    from mimcast.settings import merge
+    from mimcast.training.config import parse_set, resolve_config
+
+    flags = {k: v for k, v in (("name", a.data), ("root", a.data_root)) if v is not None}
+    cfg = resolve_config(a.preset, a.config, merge({"data": flags}, parse_set(a.set)))
+    print(describe_splits(cfg))
+    return 0
+
+
 COMMANDS = {
+    "data": cmd_data,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,

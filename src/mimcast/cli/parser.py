@@ -64,14 +64,37 @@ def _predict(sub) -> None:
     source = r.add_mutually_exclusive_group(required=True)
     source.add_argument("--run-dir", type=Path, help="a run folder (its best checkpoint)")
     source.add_argument("--model", help="a model folder (mimcast export --format hub) or Hub id")
-    r.add_argument("--input", type=Path, required=True, help=".npy/.npz (T,C,H,W) or (N,T,C,H,W)")
+    r.add_argument(
+        "--input", type=Path, required=True,
+        help=".npy/.npz (T,C,H,W) or (N,T,C,H,W); a video or image folder (its last context "
+        "frames); .nc/.zarr/.h5 (a variable with a time axis)",
+    )  # fmt: skip
+    r.add_argument("--variable", help="netCDF/Zarr/HDF5: the variable to read (if several)")
+    r.add_argument(
+        "--input-units", choices=["data", "model"], default="data",
+        help="the context's values: the data's own units (data.json; default) or the model's",
+    )  # fmt: skip
     r.add_argument("--horizon", type=int, required=True)
-    r.add_argument("--output", type=Path, required=True, help=".npy or .npz")
+    r.add_argument(
+        "--output", type=Path, required=True,
+        help=".npy/.npz, .nc/.zarr/.h5 (continuing the input's time axis), or a video "
+        "(.mp4 .avi .mkv .webm .gif) of the first forecast",
+    )  # fmt: skip
     r.add_argument("--gif", type=Path, help="an animated GIF of the first forecast")
     r.add_argument("--png", type=Path, help="a strip of the first context and forecast")
     r.add_argument("--checkpoint", choices=["best", "last"], default="best")
     r.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N]")
     r.add_argument("--overwrite", action="store_true")
+
+
+def _data(sub) -> None:
+    d = sub.add_parser("data", help="what a data set resolves to: mimcast data info ...")
+    d.add_argument("action", choices=["info"])
+    d.add_argument("--data", help="a registered data set (default: the preset's)")
+    d.add_argument("--data-root", help="folder or file of the data set")
+    d.add_argument("--preset", default="quick", help="the preset whose data options apply")
+    d.add_argument("--config", type=Path, help="YAML file of config sections")
+    _sets(d, "data.options.seq_len=30 data.options.image_size=64")
 
 
 def _export(sub) -> None:
@@ -138,6 +161,6 @@ def _experiment(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="mimcast", description="Spatiotemporal prediction with MIM and its baselines")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for add in (_train, _evaluate, _predict, _export, _bench, _experiment):
+    for add in (_train, _evaluate, _predict, _export, _data, _bench, _experiment):
         add(sub)
     return p

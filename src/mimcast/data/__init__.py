@@ -18,6 +18,7 @@ from .mmnist import AcceleratedMovingMNIST, MovingMNIST, MovingMNISTFile
 from .registry import build_dataset, dataset_options, list_datasets, register_dataset
 from .spec import DataSpec
 from .taxibj import TaxiBJ
+from .video import VideoDataset
 
 __all__ = [
     "KTH",
@@ -29,6 +30,7 @@ __all__ = [
     "MovingMNISTFile",
     "SequenceDataset",
     "TaxiBJ",
+    "VideoDataset",
     "build_dataset",
     "dataset_options",
     "list_datasets",

@@ -60,6 +60,10 @@ class Affine:
         return f"Affine(scale={self.scale.tolist()}, offset={self.offset.tolist()})"
 
 
+PIXEL = Affine(scale=255.0)  # model [0, 1] <-> 8-bit pixel intensity 0-255
+PIXEL_UNITS = "pixel intensity (0-255)"
+
+
 def minmax_affine(lo: np.ndarray | float, hi: np.ndarray | float, where: str) -> Affine:
     """Affine that maps [lo, hi] (data units) to [0, 1] (model units).
 
@@ -89,6 +93,8 @@ class SequenceDataset(Dataset):
         units: the data's own units, those returned by ``to_units``.
         source: the file or folder read ("" for generated data), used in messages.
         normalizer: the `Affine` map between model and data units.
+        note: how the data set was resolved (axes guessed, one file taken among several), for
+            `mimcast data info` and the training log; "" when there is nothing to say.
     """
 
     name: str = "dataset"
@@ -99,6 +105,7 @@ class SequenceDataset(Dataset):
     units: str = "intensity in [0,1]"
     normalizer: Affine = Affine()
     source: str = ""
+    note: str = ""
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -127,6 +134,8 @@ class SequenceDataset(Dataset):
         if not np.isfinite(arr).all():
             raise DataError(f"{self._where(int(i))} contains NaN or inf values")
         return torch.from_numpy(np.ascontiguousarray(arr))
+
+    split_rule: str = ""  # how the data set's splits are made (mimcast data info)
 
     def to_units(self, x: ArrayT) -> ArrayT:
         """Model units -> the data's own units (see ``units``); numpy or torch in, same out."""
@@ -184,6 +193,24 @@ def split_bounds(n: int, fractions: Sequence[float], where: str) -> dict[str, tu
     b = round(n * (fr[0] + fr[1]))
     c = round(n * (fr[0] + fr[1] + fr[2]))
     return {"train": (0, a), "val": (a, b), "test": (b, c)}
+
+
+def find_in_folder(root: Path, patterns: Sequence[str], what: str) -> tuple[Path, str]:
+    """The file a data-set folder holds under one of its standard names (glob patterns, in
+    order of preference, e.g. OpenSTL's data/moving_mnist/ layout), and a note naming the
+    choice when several were there."""
+    found: list[Path] = []
+    for pattern in patterns:
+        found += [p for p in sorted(root.glob(pattern)) if p.is_file() and p not in found]
+    if not found:
+        raise DataError(
+            f"{what}: {root} is a folder without {' or '.join(patterns)}; give the file itself"
+        )
+    note = ""
+    if len(found) > 1:
+        others = ", ".join(str(p.relative_to(root)) for p in found[1:4])
+        note = f"took {found[0]} (also there: {others})"
+    return found[0], note
 
 
 def require_path(path: str | os.PathLike | None, what: str, *, is_dir: bool | None = None) -> Path:

@@ -44,6 +44,11 @@ from .base import (
 XARRAY_EXT = {".nc", ".nc4", ".cdf", ".netcdf"}
 HDF5_EXT = {".h5", ".hdf5", ".he5", ".hdf"}
 Axis = int | str | None
+_DIM_NAMES = {
+    "time": ("time", "t", "frame"),
+    "channel": ("channel", "channels", "band", "c"),
+    "sequence": ("sequence", "sample", "n", "member"),
+}
 
 
 def _is_zarr(p: Path) -> bool:
@@ -83,6 +88,7 @@ class ArraySource:
         arr = self.obj
         self.shape = tuple(int(v) for v in arr.shape)
         self.dims: tuple[str, ...] | None = tuple(arr.dims) if self.kind == "xarray" else None
+        self.units = str(arr.attrs.get("units", "")) if hasattr(arr, "attrs") else ""
         if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
             raise DataError(f"{self.where}: expected real numbers, got dtype {arr.dtype}")
 
@@ -162,12 +168,15 @@ class CustomDataset(SequenceDataset):
         root: the file (.npy, .npz, .h5/.hdf5, .nc) or Zarr store.
         split: "train", "val" or "test" (chronological, by ``fractions``, default 0.8/0.1/0.1).
         key: array / dataset / variable name when the file holds several.
-        time_axis (0), channel_axis (None: one channel), sequence_axis (None: one long series):
-            positions, or dimension names for netCDF/Zarr. The two other axes are H, W.
+        time_axis, channel_axis, sequence_axis: positions, or dimension names for netCDF/Zarr
+            (None: no such axis). The two other axes are H, W. Left "auto" (the default), they
+            are found by name (time/t/frame, channel/band/c, sequence/sample/n) or guessed from
+            the rank: (T, H, W), (T, C, H, W) or (N, T, C, H, W).
         seq_len (20), context_len (10), stride (1): windows.
         normalize: "minmax" (default), "scale" (needs ``scale``; ``offset`` 0) or "none".
         per_channel: min-max per channel instead of one global min and max.
-        units: name of the data's own units, returned by ``to_units`` (default "data units").
+        units: name of the data's own units, returned by ``to_units`` (default: the variable's
+            `units` attribute in netCDF/Zarr/HDF5, else "data units").
     """
 
     name = "custom"
@@ -178,9 +187,9 @@ class CustomDataset(SequenceDataset):
         split: str = "train",
         *,
         key: str | None = None,
-        time_axis: Axis = 0,
-        channel_axis: Axis = None,
-        sequence_axis: Axis = None,
+        time_axis: Axis = "auto",
+        channel_axis: Axis = "auto",
+        sequence_axis: Axis = "auto",
         seq_len: int = 20,
         context_len: int = 10,
         stride: int = 1,
@@ -189,7 +198,7 @@ class CustomDataset(SequenceDataset):
         scale: float | None = None,
         offset: float = 0.0,
         per_channel: bool = False,
-        units: str = "data units",
+        units: str | None = None,
     ) -> None:
         self.split = check_split(split, self.name)
         self.seq_len, self.context_len = check_lengths(seq_len, context_len, self.name)
@@ -204,6 +213,9 @@ class CustomDataset(SequenceDataset):
             raise DataError(f"{path} is a folder but not a Zarr store")
         self.src = src = ArraySource(path, key)
         self.where = self.source = src.where
+        time_axis, channel_axis, sequence_axis = self._guess_axes(
+            time_axis, channel_axis, sequence_axis
+        )
         axes = [self._axis(a, n) for a, n in ((time_axis, "time_axis"),
                 (channel_axis, "channel_axis"), (sequence_axis, "sequence_axis"))]  # fmt: skip
         self.t_ax, self.c_ax, self.n_ax = axes
@@ -236,7 +248,42 @@ class CustomDataset(SequenceDataset):
             )
             lo_m, hi_m = (np.asarray(self.normalizer.from_units(v)) for v in (lo, hi))
             self.value_range = (float(np.min(lo_m)), float(np.max(hi_m)))
-        self.units = units
+        self.units = units or src.units or "data units"
+
+    def _guess_axes(self, t: Axis, c: Axis, n: Axis) -> tuple[Axis, Axis, Axis]:
+        """Axes left "auto": by dimension name (netCDF/Zarr) or by rank: (T, H, W),
+        (T, C, H, W) or (N, T, C, H, W). The guess is told in `note` (mimcast data info)."""
+        given = [a for a in (t, c, n) if a != "auto"]
+        if given:  # some axes given: the others are absent, time defaults to 0
+            self.note = ""
+            return (
+                (0 if t == "auto" else t),
+                (None if c == "auto" else c),
+                (None if n == "auto" else n),
+            )
+        dims = self.src.dims or ()
+        named = {role: next((d for d in dims if d.lower() in names), None)
+                 for role, names in _DIM_NAMES.items()}  # fmt: skip
+        if named["time"] is not None:
+            guess = (named["time"], named["channel"], named["sequence"])
+            self.note = (
+                f"axes by name: time {guess[0]!r}, channel {guess[1]!r}, sequence {guess[2]!r}"
+            )
+            return guess
+        rank = len(self.src.shape)
+        layouts = {3: (0, None, None), 4: (0, 1, None), 5: (1, 2, 0)}
+        if rank not in layouts:
+            raise DataError(
+                f"{self.where}: rank {rank} (shape {self.src.shape}); without axis options an "
+                "array is (T, H, W), (T, C, H, W) or (N, T, C, H, W): set time_axis, "
+                "channel_axis and sequence_axis"
+            )
+        names = {3: "(T, H, W)", 4: "(T, C, H, W)", 5: "(N, T, C, H, W)"}[rank]
+        self.note = (
+            f"axes guessed from rank {rank}: {names} (time_axis, channel_axis and "
+            "sequence_axis say otherwise)"
+        )
+        return layouts[rank]
 
     def _axis(self, a: Axis, label: str) -> int | None:
         if a is None:
@@ -262,6 +309,12 @@ class CustomDataset(SequenceDataset):
                 f"{self.where}: {kind} of length {n_t} shorter than one window "
                 f"(seq_len {self.seq_len})"
             )
+        cut = "/".join(f"{f:g}" for f in fractions)
+        self.split_rule = (
+            f"chronological, {cut} (train/val/test) of the "
+            + ("time axis" if self.n_ax is None else "sequences, in file order")
+            + f"; windows of {self.seq_len} steps every {stride}, none across a cut"
+        )
         if self.n_ax is None:  # one long series: cut the time axis
             self.bounds = split_bounds(n_t, fractions, self.where)
             a, b = self.bounds[split]

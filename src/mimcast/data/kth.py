@@ -24,7 +24,7 @@ import numpy as np
 
 from mimcast.errors import DataError
 
-from .base import Affine, SequenceDataset, check_lengths, check_split, require_path
+from .base import PIXEL, PIXEL_UNITS, SequenceDataset, check_lengths, check_split, require_path
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 FAST_ACTIONS = ("jogging", "running")  # windows step by 3 frames
@@ -97,6 +97,19 @@ def _decoded(cap, size: int, path: Path):
         n += 1
 
 
+def _ranges(ids: set[int]) -> str:
+    """{1, 2, 3, 5} -> "1-3, 5"."""
+    out, run = [], []
+    for i in sorted(ids):
+        if run and i != run[-1] + 1:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+            run = []
+        run.append(i)
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(out) or "none"
+
+
 class Clip:
     """One KTH clip: a frame folder or an .avi file."""
 
@@ -147,8 +160,8 @@ class KTH(SequenceDataset):
     """
 
     name = "kth"
-    units = "pixel intensity (0-255)"
-    normalizer = Affine(scale=255.0)
+    units = PIXEL_UNITS
+    normalizer = PIXEL
 
     def __init__(
         self,
@@ -176,14 +189,18 @@ class KTH(SequenceDataset):
         bad = [a for a in actions if a not in ACTIONS]
         if bad:
             raise DataError(f"{self.name}: unknown action(s) {bad}; valid: {', '.join(ACTIONS)}")
-        persons = {
+        by_split = {
             "train": set(train_persons) - set(val_persons or ()),
             "val": set(test_persons if val_persons is None else val_persons),
             "test": set(test_persons),
-        }[split]
-        self.clips = [
-            c for c in find_clips(self.root) if c.person in persons and c.action in actions
-        ]
+        }
+        persons = by_split[split]
+        self.split_rule = (
+            "by person: "
+            + "; ".join(f"{k} {_ranges(v)}" for k, v in by_split.items())
+            + f"; windows step by {self.seq_len} frames (by 3 for jogging and running)"
+        )
+        self.clips = [c for c in self._all_clips() if c.person in persons and c.action in actions]
         if not self.clips:
             raise DataError(
                 f"{self.root}: no KTH clips (personNN_action_dN_uncomp folders or .avi) "
@@ -207,6 +224,16 @@ class KTH(SequenceDataset):
         self.cache: np.ndarray | None = None
         if cache_dir is not None:
             self.cache = self._open_cache(Path(cache_dir).expanduser())
+
+    def _all_clips(self) -> list[Clip]:
+        """The clips under root, or under root/kth, root/KTH or root/data/kth (OpenSTL)."""
+        for folder in (self.root, *(self.root / s for s in ("kth", "KTH", "data/kth"))):
+            clips = find_clips(folder) if folder.is_dir() else []
+            if clips:
+                if folder != self.root:
+                    self.note = f"took the clips in {folder}"
+                return clips
+        return []
 
     def __len__(self) -> int:
         return len(self.windows)

@@ -19,10 +19,12 @@ import numpy as np
 from mimcast.errors import DataError
 
 from .base import (
-    Affine,
+    PIXEL,
+    PIXEL_UNITS,
     SequenceDataset,
     check_lengths,
     check_split,
+    find_in_folder,
     load_npy,
     npz_keys,
     npz_member,
@@ -34,8 +36,15 @@ from .digits import load_digits
 DIGIT = 28
 SPLIT_ID = {"train": 0, "val": 1, "test": 2}
 DEFAULT_NUM_SEQUENCES = {"train": 10000, "val": 1000, "test": 2000}
-PIXEL = Affine(scale=255.0)  # model [0, 1] <-> pixel intensity 0-255
-PIXEL_UNITS = "pixel intensity (0-255)"
+# where a Moving MNIST file lies in a folder: the file itself, OpenSTL's data/moving_mnist/,
+# PredRNN's npz files
+MNIST_FILES = (
+    "mnist_test_seq.npy",
+    "moving_mnist/mnist_test_seq.npy",
+    "data/moving_mnist/mnist_test_seq.npy",
+    "*.npz",
+    "moving_mnist/*.npz",
+)
 
 
 def _range_pair(value: Any, name: str, low: float) -> tuple[float, float]:
@@ -93,6 +102,10 @@ class MovingMNIST(SequenceDataset):
         self.seed, self.num_digits, self.canvas = int(seed), int(num_digits), int(canvas)
         self.speed_range = _range_pair(speed_range, "speed_range", 0.0)
         self.digits = load_digits(split, digit_source)  # uint8 (N, 28, 28), 0-255
+        self.split_rule = (
+            f"generated, {self.num_sequences} sequences in this split; train, val and test "
+            "draw disjoint digit images"
+        )
         self.frame_shape = (1, self.canvas, self.canvas)
 
     def __len__(self) -> int:
@@ -225,7 +238,9 @@ class MovingMNISTFile(SequenceDataset):
         fractions: tuple[float, float, float] | None = None,
     ) -> None:
         self.split = check_split(split, self.name)
-        self.path = require_path(root, self.name, is_dir=False)
+        self.path = require_path(root, self.name)
+        if self.path.is_dir():  # the folder that holds the file (OpenSTL: data/moving_mnist/)
+            self.path, self.note = find_in_folder(self.path, MNIST_FILES, self.name)
         self.source = str(self.path)
         self.clips: np.ndarray | None = None
         if self.path.suffix == ".npz":
@@ -243,6 +258,11 @@ class MovingMNISTFile(SequenceDataset):
         if hi <= lo:
             raise DataError(f"{self.path}: the {split} split is empty (fractions={fractions})")
         self.first, self.count = lo, hi - lo
+        self.split_rule = (
+            "the whole file is every split"
+            if fractions is None
+            else f"the file's sequences cut {'/'.join(f'{f:g}' for f in fractions)} in order"
+        )
 
     def _open_npy(self, path: Path, layout: str) -> tuple[int, int, int]:
         if layout not in ("TNHW", "NTHW"):

@@ -15,8 +15,10 @@ from .custom import CustomDataset
 from .kth import KTH
 from .mmnist import AcceleratedMovingMNIST, MovingMNIST, MovingMNISTFile
 from .taxibj import TaxiBJ
+from .video import VideoDataset
 
 Factory = Callable[..., SequenceDataset]
+STATIONARITY_OPTIONS = ("stationarity", "stationarity_quantile")  # every data set takes them
 
 
 def _generated(cls: type[MovingMNIST]) -> Factory:
@@ -51,6 +53,7 @@ _REGISTRY: dict[str, Factory] = {
     "kth": _with_root(KTH),
     "taxibj": _with_root(TaxiBJ),
     "custom": _with_root(CustomDataset),
+    "video": _with_root(VideoDataset),
 }
 
 
@@ -113,7 +116,7 @@ def build_dataset(
     if valid and unknown:
         raise DataError(
             f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; valid: "
-            f"{', '.join([*valid, 'stationarity', 'stationarity_quantile'])}"
+            f"{', '.join([*valid, *STATIONARITY_OPTIONS])}"
         )
     ds = factory(split, root, **options)
     if kind is not None:

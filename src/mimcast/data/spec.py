@@ -14,7 +14,7 @@ import numpy as np
 
 from mimcast.errors import DataError
 
-from .base import SequenceDataset
+from .base import Affine, SequenceDataset
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,10 @@ class DataSpec:
             return a.reshape(-1, 1, 1) if len(a) > 1 else a.reshape(())
 
         return shaped(self.scale), shaped(self.offset)
+
+    def affine(self) -> Affine:
+        """The units map as a data set's normalizer."""
+        return Affine(*self._params())
 
     def to_data_units(self, x: np.ndarray) -> np.ndarray:
         """Model units -> data units, over trailing (C, H, W) axes."""

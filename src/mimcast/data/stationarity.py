@@ -74,6 +74,11 @@ class StationaritySubset(Dataset):
         s = scores(inner)
         keep = s <= threshold if kind == "stationary" else s > threshold
         self.indices = np.flatnonzero(keep)
+        side = "at or below" if kind == "stationary" else "above"
+        self.split_rule = (
+            f"{inner.split_rule}; then its {kind} sequences: score {side} {threshold:.4g}, the "
+            "training split's median"
+        )
         if not len(self.indices):
             raise DataError(
                 f"{inner.name}: no {kind} sequence in the {getattr(inner, 'split', '?')} split "

@@ -74,6 +74,14 @@ def parse_dates(raw: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     return days, slots
 
 
+def _day_split_rule(test_days: int, val_days: int) -> str:
+    return (
+        f"complete days only; the last {test_days} days test, "
+        + (f"the {val_days} before them val, " if val_days else "val = test, ")
+        + "earlier days train; no window crosses a gap or a cut; scaler fitted on train"
+    )
+
+
 class TaxiBJ(SequenceDataset):
     """TaxiBJ; items (seq_len, 2, H, W) in [0, 1] (min-max), ``to_units`` -> vehicles.
 
@@ -108,14 +116,7 @@ class TaxiBJ(SequenceDataset):
         self.seq_len, self.context_len = check_lengths(seq_len, context_len, self.name)
         root_path = require_path(root, self.name)
         self.source = str(root_path)
-        if root_path.is_dir():
-            files = sorted(root_path.glob(H5_GLOB))
-            if not files and (root_path / "dataset.npz").is_file():
-                files = [root_path / "dataset.npz"]
-            if not files:
-                raise DataError(f"{root_path}: no {H5_GLOB} files and no dataset.npz")
-        else:
-            files = [root_path]
+        files = self._files(root_path) if root_path.is_dir() else [root_path]
         self._handles: dict[int, object] = {}
         if files[0].suffix == ".npz":
             self._open_npz(files[0], data_min, data_max)
@@ -128,6 +129,20 @@ class TaxiBJ(SequenceDataset):
             self._open_h5(files, int(stride), int(test_days), int(val_days))
         else:
             raise DataError(f"{files[0]}: expected TaxiBJ .h5 files or an OpenSTL dataset.npz")
+
+    def _files(self, root: Path) -> list[Path]:
+        """The HDF5 files (or OpenSTL's dataset.npz) in a folder, or one level down in
+        taxibj/, TaxiBJ/ or data/taxibj/ (OpenSTL's layout)."""
+        for folder in (root, root / "taxibj", root / "TaxiBJ", root / "data" / "taxibj"):
+            files = sorted(folder.glob(H5_GLOB))
+            npz = folder / "dataset.npz"
+            if files or npz.is_file():
+                if folder != root:
+                    self.note = f"took the files in {folder}"
+                if files and npz.is_file():
+                    self.note = f"took the .h5 files in {folder} (not its dataset.npz)"
+                return files or [npz]
+        raise DataError(f"{root}: no {H5_GLOB} files and no dataset.npz (nor in taxibj/)")
 
     # --- original HDF5 files -------------------------------------------------------------
     def _file(self, k: int):
@@ -181,6 +196,7 @@ class TaxiBJ(SequenceDataset):
                 f"= {test_days + val_days}"
             )
         test0, val0 = days[-test_days], days[-test_days - val_days]
+        self.split_rule = _day_split_rule(test_days, val_days)
         part = np.where(day >= test0, 2, np.where(day >= val0, 1, 0))  # 0 train, 1 val, 2 test
         wanted = {"train": 0, "val": 1 if val_days else 2, "test": 2}[self.split]
         # A start p is valid when its seq_len slots are consecutive and in one part.
@@ -219,6 +235,7 @@ class TaxiBJ(SequenceDataset):
     # --- OpenSTL dataset.npz -------------------------------------------------------------
     def _open_npz(self, path: Path, data_min: float, data_max: float | None) -> None:
         self.files, self.kind = [path], "npz"
+        self.split_rule = "OpenSTL's X_train/Y_train (train) and X_test/Y_test (val, test)"
         keys = npz_keys(path)
         names = ("X_test", "Y_test") if self.split != "train" else ("X_train", "Y_train")
         missing = [n for n in names if n not in keys]

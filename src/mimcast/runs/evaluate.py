@@ -19,13 +19,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from mimcast.data import SequenceDataset
-from mimcast.errors import ConfigError
+from mimcast.data import DataSpec, SequenceDataset
+from mimcast.errors import ConfigError, DataError
 from mimcast.evaluation import viz
 from mimcast.evaluation.metrics import FrameMetrics, format_table, write_metrics
 from mimcast.fs import remove_owned, storage_error
 from mimcast.models import Forecaster
-from mimcast.runs.datasets import build_splits
+from mimcast.runs.datasets import build_splits, on_other_data
 from mimcast.runs.lock import RunLock
 from mimcast.runs.predict import load_run_model
 from mimcast.runs.report import run_report, table_metrics
@@ -53,8 +53,9 @@ def evaluate_run(
     """Evaluate the `which` checkpoint of run_dir on a split; returns FrameMetrics' result."""
     run = RunDir(run_dir)
     cfg = run.read_config()
-    if data is not None or data_root is not None:
-        cfg = cfg.replace(data={"name": data or cfg.data.name, "root": data_root or cfg.data.root})
+    other_data = data is not None or data_root is not None
+    if other_data:
+        cfg = on_other_data(cfg, data, data_root)
     split = split or cfg.eval.split
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be train, val or test, got {split!r}")
@@ -62,6 +63,8 @@ def evaluate_run(
     _check_eval_folder(run.eval_dir(split))
     device = dist_utils.init_from_env(device)
     ds = build_splits(cfg, (split,))[split]
+    if other_data:
+        _use_run_units(ds, run.read_data_spec(), run)
     model, step = load_run_model(run, which, device)
     _check_fits(model, ds, run)
     result, shown = measure(model, ds, cfg=cfg, device=torch.device(device))
@@ -102,6 +105,21 @@ def _check_eval_folder(files: EvalFiles) -> None:
                 f"{folder} holds files mimcast did not write ({', '.join(sorted(foreign)[:3])}"
                 "): move them away first"
             )
+
+
+def _use_run_units(ds: SequenceDataset, spec: DataSpec, run: RunDir) -> None:
+    """Other data than the run's is fed to its model in the run's units map (data.json), not
+    one of its own; data whose range differs many times from the run's is refused as being
+    in other units (0-1 floats for a 0-255 run)."""
+    (lo, hi), (r_lo, r_hi) = DataSpec.from_dataset(ds).data_range(), spec.data_range()
+    ratio = (hi - lo) / max(r_hi - r_lo, 1e-12)
+    if not 0.2 <= ratio <= 5:
+        raise DataError(
+            f"data set {ds.name} spans [{lo:.4g}, {hi:.4g}] while the data of {run} was "
+            f"{spec.units} in [{r_lo:.4g}, {r_hi:.4g}]: other units? convert the file first"
+        )
+    ds.normalizer = spec.affine()
+    ds.value_range = spec.value_range
 
 
 def _check_fits(model: Forecaster, ds: SequenceDataset, run: RunDir) -> None:

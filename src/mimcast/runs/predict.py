@@ -1,12 +1,14 @@
-"""A run's model, and forecasts from context frames alone in the data's own units and layout.
+"""A run's model, and forecasts from context frames alone in the input's own units and layout.
 
-The input is a .npy/.npz array shaped (T, C, H, W) or (N, T, C, H, W) in the units of the data
-the run was trained on; the output has the same layout with `horizon` frames. The map between
-data units and model units is the run's DataSpec (data.json).
+The input is an array (T, C, H, W) or (N, T, C, H, W), a video or a netCDF/Zarr/HDF5 variable
+(formats.py), in the units of the data the run was trained on (or, asked for, the model's);
+the output has the same layout and units with `horizon` frames. The map between data units
+and model units is the run's DataSpec (data.json).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +19,14 @@ from mimcast.errors import CheckpointError, ConfigError, DataError
 from mimcast.evaluation import viz
 from mimcast.fs import staged
 from mimcast.models import Forecaster
+from mimcast.runs import formats
 from mimcast.runs.rundir import RunDir
 from mimcast.training import distributed as dist_utils
 from mimcast.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 MAX_HORIZON = 1000  # free-running forecasts have long lost the data by then
-OUTPUTS = {"output": (".npy", ".npz"), "gif": (".gif",), "png": (".png",)}
+OUTPUTS = {"output": formats.OUTPUT_EXT, "gif": (".gif",), "png": (".png",)}
+INPUT_UNITS = ("data", "model")
 
 
 def load_run_model(run: RunDir, which: str, device: str) -> tuple[Forecaster, int]:
@@ -49,32 +53,10 @@ def load_model(run_dir: str | Path, which: str = "best", device: str = "auto") -
     return load_run_model(RunDir(run_dir), which, dist_utils.init_from_env(device))[0]
 
 
-def load_context(path: Path) -> np.ndarray:
-    """A context array from .npy or .npz (one array, or the key 'context'), read safely."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"input file not found: {path}")
-    try:
-        return _read_npz(path) if path.suffix == ".npz" else np.load(path, allow_pickle=False)
-    except DataError:
-        raise
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"cannot read {path} as a numpy array: {e}") from e
-
-
-def _read_npz(path: Path) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as z:
-        keys = list(z.files)
-        if "context" in keys:
-            return z["context"]
-        if len(keys) != 1:
-            raise DataError(f"{path} holds arrays {keys}: name the context array 'context'")
-        return z[keys[0]]
-
-
 def check_outputs(targets: dict[str, Path | None], input_path: Path, overwrite: bool) -> None:
     """Refuse outputs that would overwrite the input, each other or a file (without
-    --overwrite), have the wrong extension, or lie in a missing folder."""
+    --overwrite), a folder mimcast did not write, have the wrong extension, or lie in a
+    missing folder."""
     given = {k: Path(p) for k, p in targets.items() if p is not None}
     seen: dict[Path, str] = {}
     for kind, p in given.items():
@@ -84,22 +66,43 @@ def check_outputs(targets: dict[str, Path | None], input_path: Path, overwrite: 
             raise ConfigError(f"--{kind} and --{seen[p.resolve()]} name the same file {p}")
         seen[p.resolve()] = kind
         if p.exists() and input_path.exists() and p.resolve() == input_path.resolve():
-            raise ConfigError(f"refusing to write over the input file {input_path}")
+            raise ConfigError(f"refusing to write over the input {input_path}")
         if p.exists() and not overwrite:
             raise ConfigError(f"{p} exists: pass --overwrite to replace it")
+        if p.is_dir() and not formats.written_by_mimcast(p):
+            raise ConfigError(f"{p} is a folder mimcast did not write: it is not replaced")
         if not p.parent.is_dir():
             raise ConfigError(f"output folder {p.parent} does not exist")
 
 
-def context_in_model_units(context: np.ndarray, spec: DataSpec, where: Path) -> np.ndarray:
-    """(N, T, C, H, W) float64 in model units, or a DataError naming what is wrong."""
-    if context.ndim not in (4, 5):
+def context_in_model_units(
+    context: formats.Context, spec: DataSpec, where: Path, input_units: str = "data"
+) -> np.ndarray:
+    """(N, T, C, H, W) float64 in model units, or a DataError naming what is wrong.
+
+    Video frames are pixels (0-255) spanning the model's value range. Other inputs are in
+    `input_units`: the data's own (data.json) or the model's; a context that looks like the
+    other kind is refused with the flag to pass.
+    """
+    batch = _checked_batch(context.frames, spec, where)
+    if context.kind == "video":  # pixels: black to white is the model's value range
+        lo, hi = spec.value_range
+        return lo + batch.astype(np.float64) / 255.0 * (hi - lo)
+    if input_units == "model":
+        return _in_range(batch.astype(np.float64), spec.value_range, where, "model units")
+    _refuse_wrong_units(batch, spec, where)
+    _in_range(batch, spec.data_range(), where, spec.units)
+    return spec.to_model_units(batch)
+
+
+def _checked_batch(frames: np.ndarray, spec: DataSpec, where: Path) -> np.ndarray:
+    if frames.ndim not in (4, 5):
         raise DataError(
-            f"{where}: context must be (T, C, H, W) or (N, T, C, H, W), got shape {context.shape}"
+            f"{where}: context must be (T, C, H, W) or (N, T, C, H, W), got shape {frames.shape}"
         )
-    batch = context[None] if context.ndim == 4 else context
+    batch = frames[None] if frames.ndim == 4 else frames
     if 0 in batch.shape:
-        raise DataError(f"{where}: the context is empty (shape {context.shape})")
+        raise DataError(f"{where}: the context is empty (shape {frames.shape})")
     if tuple(batch.shape[2:]) != spec.frame_shape:
         raise DataError(
             f"{where}: frames are {tuple(batch.shape[2:])} (C, H, W), the model expects "
@@ -109,16 +112,38 @@ def context_in_model_units(context: np.ndarray, spec: DataSpec, where: Path) -> 
         raise DataError(f"{where}: dtype {batch.dtype} is not real numbers")
     if not np.isfinite(batch).all():
         raise DataError(f"{where}: the context holds NaN or inf values")
-    x = spec.to_model_units(batch)
-    lo, hi = spec.value_range
+    return batch
+
+
+def _in_range(x: np.ndarray, vrange: tuple[float, float], where: Path, units: str) -> np.ndarray:
+    lo, hi = vrange
     margin = 0.05 * (hi - lo)
     if x.min() < lo - margin or x.max() > hi + margin:
-        d_lo, d_hi = spec.data_range()
         raise DataError(
-            f"{where}: values span [{batch.min():.4g}, {batch.max():.4g}] {spec.units}, outside "
-            f"the data's range [{d_lo:.4g}, {d_hi:.4g}]: wrong units?"
+            f"{where}: values span [{x.min():.4g}, {x.max():.4g}], outside the range "
+            f"[{lo:.4g}, {hi:.4g}] of {units}: wrong units? (--input-units data|model)"
         )
     return x
+
+
+def _refuse_wrong_units(batch: np.ndarray, spec: DataSpec, where: Path) -> None:
+    """A context in data units must not look like pixels of other data, or like model units
+    of data whose own units span a range many times wider."""
+    (d_lo, d_hi), (lo, hi) = spec.data_range(), spec.value_range
+    if batch.dtype == np.uint8 and not (d_lo > -13 and 128 < d_hi < 268):
+        raise DataError(
+            f"{where}: uint8 pixels, but the model's data is {spec.units} in "
+            f"[{d_lo:.4g}, {d_hi:.4g}]: convert the context to those units"
+        )
+    x_lo, x_hi = float(batch.min()), float(batch.max())
+    margin = 0.05 * (hi - lo)
+    looks_like_model_units = lo - margin <= x_lo and x_hi <= hi + margin and x_hi > x_lo
+    if (d_hi - d_lo) > 5 * (hi - lo) and looks_like_model_units:
+        raise DataError(
+            f"{where}: values span [{x_lo:.4g}, {x_hi:.4g}], the model's units, while its data "
+            f"is {spec.units} in [{d_lo:.4g}, {d_hi:.4g}]: pass --input-units model if "
+            "they are model units, or convert them"
+        )
 
 
 def forecast(
@@ -133,87 +158,75 @@ def forecast(
     return np.concatenate(outs).astype(np.float64)
 
 
+@dataclass(frozen=True)
+class PredictRequest:
+    """One forecast asked for: from which context, how far, into which files."""
+
+    input_path: Path
+    horizon: int
+    outputs: dict[str, Path | None]  # "output" (any format), "gif", "png"
+    variable: str | None = None  # netCDF/Zarr/HDF5: the variable to read
+    input_units: str = "data"  # or "model"
+    overwrite: bool = False
+    video_fit: str = "resize"  # how video frames are fitted to the model's (a video run's own)
+
+    def check(self) -> None:
+        """Everything that can be refused before a model is loaded."""
+        if not isinstance(self.horizon, int) or not 1 <= self.horizon <= MAX_HORIZON:
+            raise ConfigError(f"--horizon must be in [1, {MAX_HORIZON}], got {self.horizon}")
+        if self.input_units not in INPUT_UNITS:
+            raise ConfigError(f"--input-units must be data or model, got {self.input_units!r}")
+        if self.outputs.get("output") is None:
+            raise ConfigError("--output is required")
+        check_outputs(self.outputs, Path(self.input_path), self.overwrite)
+
+
 def predict_run(
-    run_dir: str | Path,
-    *,
-    input_path: Path,
-    horizon: int,
-    output_path: Path,
-    gif: Path | None = None,
-    png: Path | None = None,
-    which: str = "best",
-    device: str = "auto",
-    overwrite: bool = False,
+    run_dir: str | Path, request: PredictRequest, *, which: str = "best", device: str = "auto"
 ) -> np.ndarray:
-    """Forecast `horizon` frames after the context in input_path with a run's model; write
-    them to output_path (and the optional pictures), all of them or none."""
-    outputs = {"output": Path(output_path), "gif": gif, "png": png}
-    _check_request(horizon, outputs, Path(input_path), overwrite)
+    """Forecast with a run's model (its `which` checkpoint); write the request's outputs, all
+    of them or none."""
+    request.check()
     run = RunDir(run_dir)
     run.require_run()
-    spec = run.read_data_spec()
-    device = dist_utils.init_from_env(device)
-    model, _ = load_run_model(run, which, device)
-    return predict_with(model, spec, input_path=Path(input_path), horizon=horizon,
-                        outputs=outputs, overwrite=overwrite)  # fmt: skip
+    spec, cfg = run.read_data_spec(), run.read_config()
+    if cfg.data.name == "video":  # contexts from videos are fitted as the training clips were
+        request = replace(request, video_fit=cfg.data.options.get("fit", request.video_fit))
+    model, _ = load_run_model(run, which, dist_utils.init_from_env(device))
+    return predict_with(model, spec, request)
 
 
-def _check_request(horizon: int, outputs: dict, input_path: Path, overwrite: bool) -> None:
-    if not isinstance(horizon, int) or not 1 <= horizon <= MAX_HORIZON:
-        raise ConfigError(f"--horizon must be in [1, {MAX_HORIZON}], got {horizon}")
-    check_outputs(outputs, input_path, overwrite)
-
-
-def predict_with(
-    model: Forecaster,
-    spec: DataSpec,
-    *,
-    input_path: Path,
-    horizon: int,
-    outputs: dict[str, Path | None],
-    overwrite: bool = False,
-) -> np.ndarray:
-    """Forecast with a model (from a run or a Hub folder) whose data spec is `spec`."""
-    _check_request(horizon, outputs, input_path, overwrite)
-    context = load_context(input_path)
-    x = context_in_model_units(context, spec, input_path)
-    device = str(next(model.parameters()).device)
+def predict_with(model: Forecaster, spec: DataSpec, request: PredictRequest) -> np.ndarray:
+    """Forecast with a model (from a run or a Hub folder) whose data spec is `spec`; returns
+    the forecast in the input's layout and units."""
+    request.check()
+    where = Path(request.input_path)
+    context = formats.read_context(where, spec, request.variable, fit=request.video_fit)
+    formats.check_writable(request.outputs["output"], context)
+    x = context_in_model_units(context, spec, where, request.input_units)
     lo, hi = spec.value_range
-    pred_model = np.clip(forecast(model, x, horizon=horizon, device=device), lo, hi)
-    pred = spec.to_data_units(pred_model).astype(np.float32)
-    result = pred[0] if context.ndim == 4 else pred
-    _write_outputs(
-        outputs,
-        result=result,
-        context=x[0],
-        first=pred_model[0],
-        vrange=(lo, hi),
-    )
+    device = str(next(model.parameters()).device)
+    pred_model = np.clip(forecast(model, x, horizon=request.horizon, device=device), lo, hi)
+    in_data_units = request.input_units == "data" or context.kind == "video"
+    pred = (spec.to_data_units(pred_model) if in_data_units else pred_model).astype(np.float32)
+    result = pred[0] if context.frames.ndim == 4 else pred
+    units = formats.Units(spec.units, spec.data_range()) if in_data_units else \
+        formats.Units("model units", spec.value_range)  # fmt: skip
+    pictures = {"context": x[0], "first": pred_model[0], "vrange": (lo, hi)}
+    _write_outputs(request.outputs, result, context, units, pictures)
     return result
 
 
-def _write_outputs(
-    targets: dict[str, Path | None],
-    *,
-    result: np.ndarray,
-    context: np.ndarray,
-    first: np.ndarray,
-    vrange: tuple[float, float],
-) -> None:
+def _write_outputs(targets: dict, result: np.ndarray, context, units, pictures: dict) -> None:
+    vrange = pictures["vrange"]
     writers = {
-        "gif": lambda t: viz.save_gif(first, t, vrange=vrange, scale=2),
-        "png": lambda t: viz.save_strip(context, None, first, t, vrange=vrange),
-        "output": lambda t: _save_array(t, result),
+        "gif": lambda t: viz.save_gif(pictures["first"], t, vrange=vrange, scale=2),
+        "png": lambda t: viz.save_strip(
+            pictures["context"], None, pictures["first"], t, vrange=vrange
+        ),  # fmt: skip
+        "output": lambda t: formats.write_prediction(t, result, context, units),
     }
     chosen = [(kind, Path(p)) for kind, p in targets.items() if p is not None]
     with staged([p for _, p in chosen]) as tmps:  # all or nothing
         for (kind, _), tmp in zip(chosen, tmps):
             writers[kind](tmp)
-
-
-def _save_array(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        if path.suffix == ".npz":
-            np.savez(f, prediction=array)
-        else:
-            np.save(f, array)
