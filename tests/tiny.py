@@ -15,6 +15,8 @@ TINY = {
     "model": {"hidden": [4, 4], "filter_size": 3},
     "data": {"options": {"num_sequences": 16, "canvas": 32, "seq_len": 6, "context_len": 3}},
     "train": {
+        "lr": 1e-3,  # constant, whatever the quick preset's recipe: runs cut and resumed
+        "lr_schedule": "constant",  # at other step counts stay comparable
         "batch_size": 4,
         "val_every": 2,
         "val_sequences": 4,

@@ -22,7 +22,9 @@ SECTION5 = {
 MOVING_MNIST = {"data": {"name": "mmnist", "options": {"seq_len": 20, "context_len": 10}}}
 
 PRESETS: dict[str, dict] = {
-    # Sized for a 2-core CPU: learns Moving MNIST visibly in about 10 minutes (blurry is expected).
+    # Sized for a 2-core CPU: learns Moving MNIST visibly in about 5 minutes (blurry is expected).
+    # A one-cycle schedule with a 4x higher peak lr, and the 500 steps that fit in the time the
+    # first round's 450 constant-lr steps took: 8% lower test MSE over 2 seeds (README).
     "quick": merge(
         MOVING_MNIST,
         {
@@ -34,12 +36,14 @@ PRESETS: dict[str, dict] = {
                 "layer_norm": False,
             },
             "train": {
-                "steps": 450,
-                # scheduled sampling ends at step 300 instead of 50,000
-                "sampling": {"kind": "linear", "eta_decay": 1 / 300},
-                "val_every": 150,
+                "steps": 500,
+                "lr": 4e-3,
+                "lr_schedule": "onecycle",
+                # scheduled sampling ends at step 333 instead of 50,000
+                "sampling": {"kind": "linear", "eta_decay": 0.003},
+                "val_every": 250,
                 "val_sequences": 64,
-                "checkpoint_every": 150,
+                "checkpoint_every": 250,
                 "precision": "bf16-mixed",
             },
             "eval": {"num_sequences": 256},
