@@ -94,6 +94,7 @@ def test_predict_from_context_in_data_units(run: Path, tmp_path: Path) -> None:
     assert pred.shape == (5, 1, 32, 32) and pred.dtype == np.float32
     assert pred.min() >= 0 and pred.max() <= 255
     assert Image.open(tmp_path / "p.gif").n_frames == 5
+    assert f"(and {tmp_path / 'p.gif'}, {tmp_path / 'p.png'})" in r.stdout  # every file named
     np.save(tmp_path / "batch.npy", np.stack([context, context]))
     r = mimcast(
         "predict",

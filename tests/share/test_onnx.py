@@ -58,3 +58,18 @@ def test_export_from_a_run_in_model_units_and_bad_requests(tmp_path, capsys) -> 
         args = ["export", "--run-dir", run, "--format", "onnx", "--output", out, *extra]
         code, _, err = run_cli(capsys, *args)
         assert_one_line_error(code, err, message)
+
+
+def test_a_missing_exporter_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else real(name)
+    )
+    out = tmp_path / "m.onnx"
+    args = ["export", "--run-dir", tmp_path / "no-run", "--format", "onnx", "--output", out,
+            "--context", 3, "--horizon", 2]  # fmt: skip
+    code, _, err = run_cli(capsys, *args)
+    assert_one_line_error(code, err, "ONNX export needs onnxscript: pip install 'mimcast[onnx]'")
+    assert not out.exists()

@@ -89,7 +89,9 @@ def cmd_predict(a: argparse.Namespace) -> int:
         if model.data is None:
             raise ConfigError(f"--model {a.model}: its config.json has no data spec (units)")
         out = predict_with(model, DataSpec.from_dict(model.data, a.model), request)
-    print(f"wrote {a.output}: a forecast shaped {tuple(out.shape)}")
+    pictures = [str(f) for f in (a.gif, a.png) if f is not None]
+    also = f" (and {', '.join(pictures)})" if pictures else ""
+    print(f"wrote {a.output}{also}: a forecast shaped {tuple(out.shape)}")
     return 0
 
 

@@ -10,6 +10,8 @@ model's own values (clipped to the model units' range).
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -53,6 +55,16 @@ def check_request(*, context: int, horizon: int, units: str) -> None:
         raise ConfigError(f"--units must be data or model, got {units!r}")
 
 
+def check_exporter() -> None:
+    """torch's ONNX exporter needs onnx and onnxscript, which mimcast does not require."""
+    missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            f"ONNX export needs {' and '.join(missing)}: pip install 'mimcast[onnx]' "
+            "(or -e '.[onnx]' in a checkout)"
+        )
+
+
 def export_graph(
     model: Forecaster, spec: DataSpec, output: Path, *, context: int, horizon: int, units: str
 ) -> Path:
@@ -63,6 +75,9 @@ def export_graph(
     tmp = output.with_name(f".{output.stem}.tmp-{os.getpid()}{output.suffix}")
     from torch.export import Dim
 
+    exporter_log = logging.getLogger("torch.onnx")  # "torchvision is not installed" and such
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on its own internals
@@ -83,6 +98,7 @@ def export_graph(
     except Exception as e:  # noqa: BLE001 - the exporter's own errors: one line
         raise MimcastError(f"ONNX export failed: {type(e).__name__}: {e}") from e
     finally:
+        exporter_log.setLevel(level)
         tmp.unlink(missing_ok=True)
     return output
 
@@ -100,6 +116,7 @@ def export_onnx(
     """A run's checkpoint as an ONNX forecast graph (see the module docstring)."""
     output = Path(output)
     check_request(context=context, horizon=horizon, units=units)
+    check_exporter()
     if output.suffix != ".onnx":
         raise ConfigError(f"--output must end in .onnx, got {output}")
     if output.exists() and not overwrite:
