@@ -34,6 +34,8 @@ def test_train_windows_strides_and_values(kth_root) -> None:
     np.testing.assert_allclose(x[:, 0, 0, 0].numpy() * 255, [18, 19, 20, 21], atol=1e-4)
     np.testing.assert_allclose(ds.to_units(ds[4])[:, 0, 4, 4], [103, 104, 105, 106], atol=1e-3)
     assert ds.value_range == (0.0, 1.0) and "0-255" in ds.units
+    # the default persons, in ranges: 1-16 train, 17-25 test (and val, the reference protocol)
+    assert ds.split_rule.startswith("by person: train 1-16; val 17-25; test 17-25;")
 
 
 def test_test_split_reads_avi_and_defaults(kth_root) -> None:

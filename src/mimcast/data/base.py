@@ -93,6 +93,7 @@ class SequenceDataset(Dataset):
         units: the data's own units, those returned by ``to_units``.
         source: the file or folder read ("" for generated data), used in messages.
         normalizer: the `Affine` map between model and data units.
+        split_rule: how the splits are made, in words (`mimcast data info`).
         note: how the data set was resolved (axes guessed, one file taken among several), for
             `mimcast data info` and the training log; "" when there is nothing to say.
     """
@@ -106,6 +107,7 @@ class SequenceDataset(Dataset):
     normalizer: Affine = Affine()
     source: str = ""
     note: str = ""
+    split_rule: str = ""  # how the data set's splits are made (mimcast data info)
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -134,8 +136,6 @@ class SequenceDataset(Dataset):
         if not np.isfinite(arr).all():
             raise DataError(f"{self._where(int(i))} contains NaN or inf values")
         return torch.from_numpy(np.ascontiguousarray(arr))
-
-    split_rule: str = ""  # how the data set's splits are made (mimcast data info)
 
     def to_units(self, x: ArrayT) -> ArrayT:
         """Model units -> the data's own units (see ``units``); numpy or torch in, same out."""

@@ -99,15 +99,13 @@ def _decoded(cap, size: int, path: Path):
 
 def _ranges(ids: set[int]) -> str:
     """{1, 2, 3, 5} -> "1-3, 5"."""
-    out, run = [], []
+    runs: list[list[int]] = []  # [first, last] of each run of consecutive ids
     for i in sorted(ids):
-        if run and i != run[-1] + 1:
-            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-            run = []
-        run.append(i)
-    if run:
-        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-    return ", ".join(out) or "none"
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs) or "none"
 
 
 class Clip:
