@@ -42,6 +42,11 @@ class ModelConfig:
     variant: str = setting("paper", choices=VARIANTS, doc="the equations or OpenSTL's code")
     mim_n: bool = setting(True, doc="MIM only: keep the non-stationary unit (Table 2 ablation)")
     mim_s: bool = setting(True, doc="MIM only: keep the stationary unit (Table 2 ablation)")
+    residual: bool = setting(
+        False,
+        doc="predict the change from the frame last read, x_{t+1} = x_t + head(h), with the "
+        "head initialised to 0 so that the untrained model repeats the last frame",
+    )
     pad_mode: str = setting(
         "replicate", choices=PAD_MODES, doc="padding of frames whose size is no multiple of patch"
     )

@@ -2,8 +2,9 @@
 
 The stack (a RecurrentStack, see stack.py) computes one time step. The Forecaster around it
 folds frames into patches once, feeds each step the true frame or its own previous prediction
-(scheduled sampling), maps the top hidden state back to frame channels with a 1x1 convolution
-and unfolds the predictions once at the end.
+(scheduled sampling), maps the top hidden state back to frame channels with the stack's head
+(a 1x1 convolution unless the family has its own), adds the frame it read when the model is
+`residual`, and unfolds the predictions once at the end.
 """
 
 from __future__ import annotations
@@ -54,7 +55,11 @@ class Forecaster(
         self.data = data
         self.patches = PatchLayout(config.patch_size, config.height, config.width, config.pad_mode)
         self.stack = build_stack(config)
-        self.head = nn.Conv2d(self.stack.out_channels, config.frame_channels, 1, bias=False)
+        self.head = self.stack.build_head(config)
+        if config.residual:
+            if not hasattr(self.head, "zero_output_"):
+                raise ConfigError(f"model {config.name!r} has no residual form (model.residual)")
+            self.head.zero_output_()
         self._grad_checkpointing = False
         self._batched_input_convs = True
         self._compile = False
@@ -238,15 +243,21 @@ class Forecaster(
                 )
             else:
                 h, state = step_fn(net, state, layer_probe, x_gates, aux)
-            preds.append(self.head(h))
+            preds.append(self._next_frame(h, net))
         return torch.stack(preds, dim=1)
+
+    def _next_frame(self, h: Tensor, x_in: Tensor) -> Tensor:
+        """The prediction of the frame after x_in (folded) from the top hidden state h."""
+        out = self.head(h, x_in)
+        return x_in + out if self.config.residual else out
 
     def _input_gates(self, x: Tensor) -> Tensor:
         """conv_x of the first layer over (B, k, C', h, w) at once -> (k, B, G, h, w)."""
         conv = self.stack.input_conv
         b, k = x.shape[:2]
         flat = x.transpose(0, 1).reshape(k * b, *x.shape[2:])  # time-major: (k*B, C', h, w)
-        if self.head.weight.is_contiguous(memory_format=torch.channels_last):
+        weight = next(p for p in conv.parameters() if p.ndim == 4)  # a model made channels_last
+        if weight.is_contiguous(memory_format=torch.channels_last):
             flat = flat.contiguous(memory_format=torch.channels_last)
         out = conv(flat)
         return out.reshape(k, b, *out.shape[1:])

@@ -47,6 +47,14 @@ class RecurrentStack(nn.Module, abc.ABC):
     layers: nn.ModuleList
     out_channels: int
 
+    def build_head(self, config: Any) -> nn.Module:
+        """The output head: a module called as head(h, x_in) -> the next folded frame
+        (B, p*p*C, h, w), from the top hidden state h and the folded frame x_in this step read.
+        The default is a 1x1 convolution of h alone (`ConvHead`); a family whose prediction
+        transforms the frame it read (filters or kernels applied to it) returns its own head.
+        A head used with `model.residual` has `zero_output_()`: its output is 0 at the start."""
+        return ConvHead(self.out_channels, config.frame_channels)
+
     @property
     def input_conv(self) -> nn.Module:
         """The first layer's input convolution: the rollout may run it beforehand, batched over
@@ -69,3 +77,20 @@ class RecurrentStack(nn.Module, abc.ABC):
         """One step: folded frame x (B, C', h, w) and the state (None at the first step) ->
         (top hidden state (B, out_channels, h, w), new state). `x_gates` is input_conv(x)
         when the rollout computed it beforehand."""
+
+
+class ConvHead(nn.Conv2d):
+    """The default head: a 1x1 convolution (no bias) from the top hidden state to frame
+    channels; the frame the step read is not used (its weight is the state dict's `head.weight`,
+    OpenSTL's `conv_last`)."""
+
+    def __init__(self, in_channels: int, frame_channels: int) -> None:
+        super().__init__(in_channels, frame_channels, 1, bias=False)
+
+    def forward(self, h: Tensor, x_in: Tensor | None = None) -> Tensor:  # noqa: ARG002
+        return super().forward(h)
+
+    def zero_output_(self) -> None:
+        """Zero weights: the head outputs 0 until trained (a residual model starts as
+        persistence). Gradients still reach the weights (they are h x the output's gradient)."""
+        nn.init.zeros_(self.weight)
