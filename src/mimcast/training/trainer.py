@@ -34,6 +34,12 @@ class TrainingError(MimcastError):
     """Training cannot go on (a NaN loss, say); the message names the step."""
 
 
+def frame_loss(err: Tensor, kind: str) -> Tensor:
+    """The training loss of prediction errors `err`: "mse", or "mse+l1" (their sum)."""
+    mse = torch.mean(err**2)
+    return mse + torch.mean(err.abs()) if kind == "mse+l1" else mse
+
+
 @dataclass(frozen=True)
 class TrainerOutputs:
     """Where a trainer writes: the checkpoint folder, log.csv and the TensorBoard folder."""
@@ -53,7 +59,7 @@ class TrainState:
 
 
 class Trainer:
-    """Fits a Forecaster on a dataset of (T, C, H, W) sequences with L2 loss and Adam."""
+    """Fits a Forecaster on a dataset of (T, C, H, W) sequences: Adam on train.loss."""
 
     def __init__(
         self,
@@ -175,7 +181,7 @@ class Trainer:
         return pick(mask), pick(ctx)
 
     def train_step(self, frames: Tensor) -> dict[str, float] | None:
-        """One optimizer step on a (B, T, C, H, W) batch; its losses ("loss": the L2 loss, and
+        """One optimizer step on a (B, T, C, H, W) batch; its losses ("loss": the frame loss, and
         each auxiliary loss of the model, unweighted), or None if the step was skipped."""
         frames = frames.to(self.device, non_blocking=True)
         mask, ctx_mask = self._masks(frames.shape[0], frames.shape[1])
@@ -188,7 +194,7 @@ class Trainer:
         aux: dict[str, Tensor] = {}
         with autocast(self.device, self.cfg.precision):
             preds = self.model(frames, self.context_len, mask, ctx_mask, aux=aux)
-        loss = torch.mean((preds.float() - frames[:, 1:].float()) ** 2)  # L2 loss
+        loss = frame_loss(preds.float() - frames[:, 1:].float(), self.cfg.loss)
         total = loss + self.cfg.decouple_beta * aux["decoupling_loss"] if aux else loss
         grad_norm = self._backward(total)
         losses = self._global({"loss": loss, **aux})
