@@ -75,16 +75,19 @@ def list_datasets() -> list[str]:
 
 def dataset_options(name: str) -> list[str]:
     """Keyword options of dataset ``name`` (besides split and root), sorted."""
-    factory = _get(name)
-    cls = getattr(factory, "__wrapped_cls__", None)
-    if cls is None:
-        return []
-    names: set[str] = set()
-    for klass in cls.__mro__:  # subclasses pass **options on to their base
+    return sorted(option_hints(name))
+
+
+def option_hints(name: str) -> dict[str, Any]:
+    """The options of dataset ``name`` with their annotations, which type and bound them (the
+    keyword-only arguments of its class's __init__ and of the bases it passes them on to)."""
+    cls = getattr(_get(name), "__wrapped_cls__", None)
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__ if cls is not None else ()):
         init = klass.__dict__.get("__init__")
         if init is not None and issubclass(klass, SequenceDataset):
-            names.update(init_options(init))
-    return sorted(names)
+            hints.update(init_options(init))  # a subclass's own annotation wins
+    return hints
 
 
 def _get(name: str) -> Factory:
