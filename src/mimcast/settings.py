@@ -101,7 +101,7 @@ def typed_value(value: Any, hint: Any, key: str) -> Any:
     if origin is typing.Annotated:
         inner, *rules = typing.get_args(hint)
         value = typed_value(value, inner, key)
-        for rule in rules:
+        for rule in (r for r in rules if isinstance(r, Rule)):
             problem = rule.problem(value)
             if problem:
                 raise ConfigError(f"{key} {problem}")

@@ -36,13 +36,15 @@ def _rule(hint: Any) -> Rule | None:
 
 def invalid_values(hint: Any) -> list[Any]:
     """A mapping (no option takes one), 1.5 where only integers fit, true where only numbers
-    do, and each bound or choice of its rule broken."""
+    do, NaN where a number does, and each bound or choice of its rule broken."""
     members = _members(hint)
     values: list[Any] = [{"wrong": 1}] if dict not in members and Any not in members else []
     if int in members and float not in members and str not in members:
         values.append(1.5)
     if members in ([int], [float]):
         values.append(True)
+    if float in members:
+        values.append(float("nan"))
     rule = _rule(hint)
     if rule is not None:
         values += [rule.low - 1] if rule.low is not None else []

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mimcast.errors import ConfigError, DataError
-from mimcast.settings import typed_value
+from mimcast.settings import Rule, typed_value
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -175,13 +175,20 @@ def init_options(init: Callable) -> dict[str, Any]:
 
 
 def checked_options(hints: dict[str, Any], options: dict[str, Any], where: str) -> dict:
-    """`options` typed and bounded by their annotations (`settings.typed_value`): a DataError
-    naming the option for a wrong type (`size=true`, `channels=1.7`) or a broken bound."""
-    try:
-        return {k: typed_value(v, hints[k], f"{where}: option {k}") if k in hints else v
-                for k, v in options.items()}  # fmt: skip
-    except ConfigError as e:
-        raise DataError(str(e)) from e
+    """`options` typed and bounded by their annotations (`settings.typed_value`), numbers
+    finite: a DataError naming the option for a wrong type (`size=true`, `channels=1.7`), a
+    broken bound or a NaN."""
+    out = {}
+    for key, value in options.items():
+        name = f"{where}: option {key}"
+        try:
+            out[key] = typed_value(value, hints[key], name) if key in hints else value
+        except ConfigError as e:
+            raise DataError(str(e)) from e
+        problem = Rule().problem(out[key])  # the rule of every setting: finite numbers
+        if problem:
+            raise DataError(f"{name} {problem}")
+    return out
 
 
 def _checking_options(init: Callable) -> Callable:

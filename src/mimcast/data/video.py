@@ -1,16 +1,19 @@
 """Videos and folders of frames as data: `--data video --data-root PATH`.
 
 PATH is a video file (.mp4, .avi, .mov, .mkv, .gif, decoded with PyAV), a folder of such
-files (each a clip), a folder of numbered image frames (PNG/JPG: one clip), or a folder of
-such frame folders (each a clip). Frames become `channels` 1 (luma) or 3 (RGB), of `size`
-(H, W) by "resize" (stretched) or "crop" (scaled to cover, then centre-cropped), every
+files (each a clip), a folder of numbered image frames (PNG/JPG/TIFF, 8 or 16 bits: one clip),
+or a folder of such frame folders (each a clip). Frames become `channels` 1 (luma) or 3 (RGB),
+of `size` (H, W) by "resize" (stretched) or "crop" (scaled to cover, then centre-cropped), every
 `frame_stride`-th frame kept. Each clip is decoded once into a uint8 memory-mapped cache
-(`cache_dir`, default ~/.cache/mimcast or $MIMCAST_CACHE), so long videos stream from disk
-instead of filling memory, and later runs start at once.
+(`cache_dir`, default $MIMCAST_CACHE or ~/.cache/mimcast), keyed on the clip's files (names,
+sizes, modification times) and the options, so long videos stream from disk instead of filling
+memory, and later runs start at once. Every clip is checked readable before any is cached.
 
-Splits: by file when there are at least three clips (in sorted order, by `fractions`), else by
+Splits: by file when there are at least three clips (in sorted order, by `fractions`, each
+split of a non-zero fraction given one clip at least: 3 clips 1/1/1, 5 clips 3/1/1), else by
 time within each clip (the first part train, then val, the last part test); windows of
 `seq_len` frames every `stride` frames never cross a cut. Model units: intensity in [0, 1].
+The options' types and bounds are the annotations of `VideoDataset.__init__`.
 """
 
 from __future__ import annotations
