@@ -2,7 +2,8 @@
 
 Every file mimcast writes goes through here:
 - `atomic_write(path, data)`: written under a temporary name in the same folder, fsynced and
-  renamed into place, so a kill or a full disk leaves the old file or the new one, never half.
+  renamed into place, so a kill or a full disk leaves the old file or the new one, never half
+  (`atomic_write_with(path, writer)` for a writer of an open file, such as `np.save`).
 - `staged(targets)`: a group of outputs written under temporary names and renamed together at
   the end; if anything fails, none of them appears and the temporary files are removed.
 - `remove_owned(root, is_owned)`: deletes only the files a predicate recognises as mimcast's,
@@ -20,7 +21,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mimcast._version import __version__
 from mimcast.errors import StorageError
@@ -78,14 +79,28 @@ def write_durably(path: Path, data: bytes) -> None:
 
 def atomic_write(path: Path | str, data: str | bytes) -> None:
     """Replace `path` with `data` atomically and durably; StorageError when the disk fails."""
+    raw = data.encode() if isinstance(data, str) else data
+    atomic_write_with(path, lambda f: f.write(raw))
+
+
+def atomic_write_with(path: Path | str, write: Callable[[BinaryIO], Any]) -> None:
+    """Replace `path` atomically and durably with what `write` writes to the open binary file
+    it is given (`np.save`, for arrays too large to hold twice). On any failure the temporary
+    file is removed; a failing disk is a StorageError."""
     path = Path(path)
     tmp = temp_name(path)
     try:
-        write_durably(tmp, data.encode() if isinstance(data, str) else data)
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise storage_error(path, e) from e
+    except BaseException as e:  # a full disk, an interrupt: no half-written file stays
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise storage_error(path, e) from e
+        raise
     fsync_dir(path.parent)
 
 

@@ -5,14 +5,19 @@ its valid values (a range, a set of choices) are written next to its default, on
 `build_section` turns a plain mapping (YAML, `--set`) into the dataclass, naming any unknown
 key, wrong type or out-of-range value in one line (`ConfigError`), and `check_rules` validates
 an instance built in Python. The test suite reads the same rules to generate invalid values.
+A data set's options are checked by the same `typed_value`, from the annotations of its
+`__init__` (`Annotated[int, Rule(low=1)]` where a bound is known; see data/base.py).
 """
 
 from __future__ import annotations
 
+import collections.abc
 import copy
 import dataclasses
 import functools
 import math
+import numbers
+import os
 import re
 import types
 import typing
@@ -90,20 +95,21 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def typed_value(value: Any, hint: Any, key: str) -> Any:
     """`value` converted to the annotated type (int stays int, tuple[int, ...] from a list), or
-    a ConfigError naming the key."""
+    a ConfigError naming the key. `Annotated[T, Rule(...)]` also checks the rule (data-set
+    options carry their bounds so); of a union, the first type that fits is taken."""
     origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        inner, *rules = typing.get_args(hint)
+        value = typed_value(value, inner, key)
+        for rule in (r for r in rules if isinstance(r, Rule)):
+            problem = rule.problem(value)
+            if problem:
+                raise ConfigError(f"{key} {problem}")
+        return value
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return typed_value(value, inner, key)
-    if origin in (list, tuple):
-        inner = typing.get_args(hint)[0]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
-        items = [typed_value(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
-        return items if origin is list else tuple(items)
+        return _union_value(value, typing.get_args(hint), key)
+    if origin in _SEQUENCES:
+        return _sequence_value(value, hint, key)
     if dataclasses.is_dataclass(hint):
         return value if isinstance(value, hint) else build_section(hint, value, key)
     if hint is Any:
@@ -111,13 +117,49 @@ def typed_value(value: Any, hint: Any, key: str) -> Any:
     return _scalar(value, hint, key)
 
 
-# annotation -> (accepted Python types, what the message calls it, conversion)
+_SEQUENCES = (list, tuple, collections.abc.Sequence)  # from YAML: lists (a Sequence: a tuple)
+
+
+def _union_value(value: Any, args: tuple[Any, ...], key: str) -> Any:
+    if value is None and type(None) in args:
+        return None
+    members = [a for a in args if a is not type(None)]
+    listed = isinstance(value, (list, tuple))  # a list is tried only as a list, and so on
+    tried = [m for m in members if (typing.get_origin(m) in _SEQUENCES) == listed] or members
+    if len(tried) == 1:
+        return typed_value(value, tried[0], key)  # its own message, which says more
+    for member in tried:
+        try:
+            return typed_value(value, member, key)
+        except ConfigError:
+            continue
+    kinds = " or ".join(_SCALARS[m][1] if m in _SCALARS else getattr(m, "__name__", str(m))
+                        for m in tried)  # fmt: skip
+    raise ConfigError(f"{key} must be {kinds}, got {value!r}")
+
+
+def _sequence_value(value: Any, hint: Any, key: str) -> Any:
+    """A list or tuple of the annotated items; tuple[X, Y] also of that length."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{key} must be a list, got {value!r}")
+    fixed = origin is tuple and not (len(args) == 2 and args[1] is Ellipsis)
+    if fixed and len(value) != len(args):
+        raise ConfigError(f"{key} must be a list of {len(args)} values, got {value!r}")
+    inners = args if fixed else [args[0]] * len(value)
+    items = [typed_value(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, inners))]
+    return items if origin is list else tuple(items)
+
+
+# annotation -> (accepted Python types, what the message calls it, conversion); numbers of
+# numpy (np.int64 from an array's shape) count as numbers
 _SCALARS: dict[Any, tuple[tuple[type, ...], str, Any]] = {
     dict: ((dict,), "a mapping", dict),
     bool: ((bool,), "true or false", bool),
-    int: ((int,), "an integer", int),
-    float: ((int, float), "a number", float),
+    int: ((numbers.Integral,), "an integer", int),
+    float: ((numbers.Real,), "a number", float),
     str: ((str, int, float), "a string", str),
+    os.PathLike: ((os.PathLike,), "a path", lambda v: v),
 }
 
 

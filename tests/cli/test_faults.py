@@ -489,7 +489,7 @@ TRAIN_CASES = [
     (["--set", "train.foo=1"], "unknown config key train.foo"),
     (["--set", "train.steps=many"], "train.steps must be an integer"),
     (["--set", "model.hidden=4"], "model.hidden must be a list"),
-    (["--set", "data.options.canvas=abc"], "bad data.options"),
+    (["--set", "data.options.canvas=abc"], "mmnist: option canvas must be an integer, got 'abc'"),
     (["--set", "data.options.bogus=1"], "unknown option(s) bogus for dataset 'mmnist'"),
     (["--config", "{broken}"], "is not valid YAML"),
     (["--config", "{evil}"], "could not determine a constructor for the tag"),
@@ -523,7 +523,7 @@ def test_bad_input_never_touches_an_existing_run(run, tmp_path, capsys) -> None:
     for args, message in (
         (["train", "--run-dir", run, "--steps", 2, "--set", *TINY], "pass --resume"),
         (["train", "--run-dir", run, "--overwrite", "--steps", 2, "--set", *TINY,
-          "data.options.canvas=abc"], "bad data.options"),  # old run kept: the input was bad
+          "data.options.canvas=abc"], "option canvas must be an integer"),  # the old run kept
         (["train", "--run-dir", run, "--resume", "--overwrite"], "exclude each other"),
         (["train", "--run-dir", run, "--resume", "--set", *TINY, "model.hidden=[8,8]"],
          "was made with another model or data set"),

@@ -58,9 +58,11 @@ def test_a_folder_of_clips_splits_by_file_with_options(tmp_path) -> None:
     (tmp_path / "notes.txt").write_text("not a clip")
     opts = {"seq_len": 5, "context_len": 2, "size": [8, 8], "channels": 3, "frame_stride": 2}
     ds = build_dataset("video", "train", root=tmp_path, **opts)
-    assert ds.frame_shape == (3, 8, 8) and "by file" in ds.split_rule
-    assert sorted({int(k) for k, _ in ds.windows}) == [0, 1, 2, 3]  # 0.8 of 5 clips
-    assert len(ds) == 4  # 10 frames, every 2nd kept: one window of 5 per clip
+    assert (
+        ds.frame_shape == (3, 8, 8) and "by file: 0.8/0.1/0.1 of the clips (3/1/1" in ds.split_rule
+    )
+    assert sorted({int(k) for k, _ in ds.windows}) == [0, 1, 2]  # val, test: a clip each
+    assert len(ds) == 3  # 10 frames, every 2nd kept: one window of 5 per clip
     test = build_dataset("video", "test", root=tmp_path, **opts)
     assert {int(k) for k, _ in test.windows} == {4}
 
@@ -100,5 +102,5 @@ def test_bad_video_input(tmp_path) -> None:
     for root, message in cases.items():
         with pytest.raises(DataError, match=message):
             build_dataset("video", "train", root=root)
-    with pytest.raises(DataError, match="channels must be 1"):
+    with pytest.raises(DataError, match="video: option channels must be one of 1, 3, got 2"):
         build_dataset("video", "train", root=short, channels=2)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -103,3 +105,21 @@ def write_taxibj_root(root: Path, days: int = 6, hw: int = 32) -> Path:
         f["data"] = data
         f["date"] = np.array(dates, dtype="S10")
     return root
+
+
+def write_png16(path: Path, pixels: np.ndarray) -> Path:
+    """A 16-bit PNG from uint16 (H, W) gray or (H, W, 2) gray with alpha, chunk by chunk (Pillow
+    writes 16-bit gray, but not 16-bit gray with alpha)."""
+    h, w = pixels.shape[:2]
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[pixels.reshape(h, w, -1).shape[2]]
+    rows = pixels.astype(">u2").reshape(h, -1)
+    raw = b"".join(b"\0" + row.tobytes() for row in rows)  # filter 0 on every row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))  # fmt: skip
+    return path

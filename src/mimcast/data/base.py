@@ -8,9 +8,12 @@ so metrics can be computed in the data's units (e.g. TaxiBJ vehicles) after pred
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+import typing
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mimcast.errors import DataError
+from mimcast.errors import ConfigError, DataError
+from mimcast.settings import Rule, typed_value
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -109,6 +113,14 @@ class SequenceDataset(Dataset):
     note: str = ""
     split_rule: str = ""  # how the data set's splits are made (mimcast data info)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every data set's options are checked against their annotations, whichever way it is
+        # built (build_dataset, data.options, or the class itself).
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            cls.__init__ = _checking_options(init)  # type: ignore[method-assign]
+
     def __len__(self) -> int:
         raise NotImplementedError
 
@@ -151,6 +163,40 @@ class SequenceDataset(Dataset):
             f"context_len={self.context_len}, frame_shape={self.frame_shape}, "
             f"value_range={self.value_range}, units={self.units!r})"
         )
+
+
+@functools.cache
+def init_options(init: Callable) -> dict[str, Any]:
+    """The options an __init__ takes (its keyword-only arguments), each with its annotation
+    (Any when it has none)."""
+    hints = typing.get_type_hints(init, include_extras=True)
+    params = inspect.signature(init).parameters.values()
+    return {p.name: hints.get(p.name, Any) for p in params if p.kind is p.KEYWORD_ONLY}
+
+
+def checked_options(hints: dict[str, Any], options: dict[str, Any], where: str) -> dict:
+    """`options` typed and bounded by their annotations (`settings.typed_value`), numbers
+    finite: a DataError naming the option for a wrong type (`size=true`, `channels=1.7`), a
+    broken bound or a NaN."""
+    out = {}
+    for key, value in options.items():
+        name = f"{where}: option {key}"
+        try:
+            out[key] = typed_value(value, hints[key], name) if key in hints else value
+        except ConfigError as e:
+            raise DataError(str(e)) from e
+        problem = Rule().problem(out[key])  # the rule of every setting: finite numbers
+        if problem:
+            raise DataError(f"{name} {problem}")
+    return out
+
+
+def _checking_options(init: Callable) -> Callable:
+    @functools.wraps(init)
+    def checked(self: SequenceDataset, *args: Any, **options: Any) -> None:
+        init(self, *args, **checked_options(init_options(init), options, self.name))
+
+    return checked
 
 
 def check_lengths(seq_len: int, context_len: int, where: str) -> tuple[int, int]:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from mimcast.errors import DataError
+from mimcast.settings import Rule
 
 from . import stationarity
-from .base import SequenceDataset, check_split
+from .base import SequenceDataset, check_split, checked_options, init_options
 from .custom import CustomDataset
 from .kth import KTH
 from .mmnist import AcceleratedMovingMNIST, MovingMNIST, MovingMNISTFile
@@ -18,7 +18,11 @@ from .taxibj import TaxiBJ
 from .video import VideoDataset
 
 Factory = Callable[..., SequenceDataset]
-STATIONARITY_OPTIONS = ("stationarity", "stationarity_quantile")  # every data set takes them
+STATIONARITY_HINTS = {  # every data set takes them
+    "stationarity": Annotated[str | None, Rule(choices=stationarity.KINDS)],
+    "stationarity_quantile": float,
+}
+STATIONARITY_OPTIONS = tuple(STATIONARITY_HINTS)
 
 
 def _generated(cls: type[MovingMNIST]) -> Factory:
@@ -71,19 +75,19 @@ def list_datasets() -> list[str]:
 
 def dataset_options(name: str) -> list[str]:
     """Keyword options of dataset ``name`` (besides split and root), sorted."""
-    factory = _get(name)
-    cls = getattr(factory, "__wrapped_cls__", None)
-    if cls is None:
-        return []
-    names: set[str] = set()
-    for klass in cls.__mro__:  # subclasses pass **options on to their base
+    return sorted(option_hints(name))
+
+
+def option_hints(name: str) -> dict[str, Any]:
+    """The options of dataset ``name`` with their annotations, which type and bound them (the
+    keyword-only arguments of its class's __init__ and of the bases it passes them on to)."""
+    cls = getattr(_get(name), "__wrapped_cls__", None)
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__ if cls is not None else ()):
         init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        for p in inspect.signature(init).parameters.values():
-            if p.kind is p.KEYWORD_ONLY:
-                names.add(p.name)
-    return sorted(names)
+        if init is not None and issubclass(klass, SequenceDataset):
+            hints.update(init_options(init))  # a subclass's own annotation wins
+    return hints
 
 
 def _get(name: str) -> Factory:
@@ -109,8 +113,9 @@ def build_dataset(
     """
     factory = _get(name)
     check_split(split, name)
-    kind = options.pop("stationarity", None)
-    quantile = options.pop("stationarity_quantile", 0.5)
+    given = {k: options.pop(k) for k in STATIONARITY_HINTS if k in options}
+    given = checked_options(STATIONARITY_HINTS, given, name)
+    kind, quantile = given.get("stationarity"), given.get("stationarity_quantile", 0.5)
     valid = dataset_options(name)
     unknown = sorted(set(options) - set(valid))
     if valid and unknown:
@@ -120,10 +125,6 @@ def build_dataset(
         )
     ds = factory(split, root, **options)
     if kind is not None:
-        if kind not in stationarity.KINDS:
-            raise DataError(
-                f"stationarity must be one of {', '.join(stationarity.KINDS)}, got {kind!r}"
-            )
         train = ds if split == "train" else factory("train", root, **options)
         ds = stationarity.StationaritySubset(ds, kind, stationarity.threshold(train, quantile))
     return ds

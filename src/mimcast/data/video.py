@@ -1,30 +1,37 @@
 """Videos and folders of frames as data: `--data video --data-root PATH`.
 
 PATH is a video file (.mp4, .avi, .mov, .mkv, .gif, decoded with PyAV), a folder of such
-files (each a clip), a folder of numbered image frames (PNG/JPG: one clip), or a folder of
-such frame folders (each a clip). Frames become `channels` 1 (luma) or 3 (RGB), of `size`
-(H, W) by "resize" (stretched) or "crop" (scaled to cover, then centre-cropped), every
+files (each a clip), a folder of numbered image frames (PNG/JPG/TIFF, 8 or 16 bits: one clip),
+or a folder of such frame folders (each a clip). Frames become `channels` 1 (luma) or 3 (RGB),
+of `size` (H, W) by "resize" (stretched) or "crop" (scaled to cover, then centre-cropped), every
 `frame_stride`-th frame kept. Each clip is decoded once into a uint8 memory-mapped cache
-(`cache_dir`, default ~/.cache/mimcast or $MIMCAST_CACHE), so long videos stream from disk
-instead of filling memory, and later runs start at once.
+(`cache_dir`, default $MIMCAST_CACHE or ~/.cache/mimcast), keyed on the clip's files (names,
+sizes, modification times) and the options, so long videos stream from disk instead of filling
+memory, and later runs start at once. Every clip is checked readable before any is cached.
 
-Splits: by file when there are at least three clips (in sorted order, by `fractions`), else by
+Splits: by file when there are at least three clips (in sorted order, by `fractions`, each
+split of a non-zero fraction given one clip at least: 3 clips 1/1/1, 5 clips 3/1/1), else by
 time within each clip (the first part train, then val, the last part test); windows of
 `seq_len` frames every `stride` frames never cross a cut. Model units: intensity in [0, 1].
+The options' types and bounds are the annotations of `VideoDataset.__init__`.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
-from mimcast.errors import DataError
+from mimcast.errors import DataError, StorageError
+from mimcast.fs import atomic_write_with
+from mimcast.settings import Rule
 
 from .base import (
     PIXEL,
@@ -40,6 +47,7 @@ from .base import (
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".gif", ".webm", ".m4v"}
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 FITS = ("resize", "crop")
+MAX_SIDE = 4096  # frames of up to 4096 x 4096 (4K video); data.options.size=100000 is a typo
 
 
 def _natural(name: str) -> list:
@@ -114,9 +122,27 @@ def _image_frames(folder: Path) -> Iterator[np.ndarray]:
     for p in _images(folder):
         try:
             with Image.open(p) as img:
-                yield np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img)
+                yield _pixels(img, p)
         except OSError as e:
             raise DataError(f"{p}: cannot read the image ({e})") from e
+
+
+def _pixels(img, path: Path) -> np.ndarray:
+    """An image's pixels as uint8 (H, W) or (H, W, C). 16-bit gray (Pillow's I;16 modes; I, as
+    older Pillow reads a 16-bit PNG) keeps its high byte, as Pillow reads 16-bit RGB and gray
+    with alpha; Pillow's own convert() would clip every value above 255 to white."""
+    if img.mode in ("L", "RGB"):
+        return np.asarray(img)
+    if img.mode.startswith("I;16") or img.mode == "I":
+        wide = np.asarray(img).astype(np.int64)
+        if img.mode == "I" and (wide.min() < 0 or wide.max() > 65535):
+            raise DataError(f"{path}: 32-bit pixel values beyond 0-65535 ({wide.min()} to "
+                            f"{wide.max()}): save the frames as 8- or 16-bit images")  # fmt: skip
+        return (wide >> 8).astype(np.uint8)
+    if img.mode == "F":
+        raise DataError(f"{path}: floating-point pixels have no fixed range to read as 0-255: "
+                        "save the frames as 8- or 16-bit images")  # fmt: skip
+    return np.asarray(img.convert("RGB"))
 
 
 def _video_frames(path: Path) -> Iterator[np.ndarray]:
@@ -155,9 +181,34 @@ def read_frames(
 
 
 def cache_root(cache_dir: str | os.PathLike | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    return Path(os.environ.get("MIMCAST_CACHE", Path.home() / ".cache" / "mimcast"))
+    """The cache folder: the cache_dir option, else $MIMCAST_CACHE, else ~/.cache/mimcast; an
+    empty one counts as not given (it would mean the current folder), `~` is expanded."""
+    for given in (cache_dir, os.environ.get("MIMCAST_CACHE")):
+        if given is not None and str(given).strip():
+            return Path(given).expanduser()
+    return Path.home() / ".cache" / "mimcast"
+
+
+def clip_files(clip: Path) -> list[list]:
+    """What a clip's cache is keyed on: each file's name, size and modification time (frames
+    overwritten in place change these, not their folder's time). A broken symbolic link or a
+    loop of them is a DataError here, before any clip is decoded or cached."""
+    out = []
+    for f in _images(clip) if clip.is_dir() else [clip]:
+        try:
+            st = f.stat()
+        except OSError as e:
+            raise DataError(f"{f}: cannot read it: {_unreadable(f, e)}") from e
+        out.append([f.name, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _unreadable(path: Path, e: OSError) -> str:
+    if not path.is_symlink():
+        return e.strerror or str(e)
+    if e.errno == errno.ELOOP:
+        return "a loop of symbolic links"
+    return f"a symbolic link to {os.readlink(path)}, which does not exist"
 
 
 class VideoDataset(SequenceDataset):
@@ -174,25 +225,26 @@ class VideoDataset(SequenceDataset):
         *,
         seq_len: int = 20,
         context_len: int = 10,
-        size: Sequence[int] | int | None = None,
-        fit: str = "resize",
-        channels: int = 1,
-        frame_stride: int = 1,
-        stride: int | None = None,
-        split_by: str = "auto",
+        size: Annotated[Sequence[int] | int | None, Rule(low=1, high=MAX_SIDE)] = None,
+        fit: Annotated[str, Rule(choices=FITS)] = "resize",
+        channels: Annotated[int, Rule(choices=(1, 3))] = 1,
+        frame_stride: Annotated[int, Rule(low=1)] = 1,
+        stride: Annotated[int | None, Rule(low=1)] = None,
+        split_by: Annotated[str, Rule(choices=("auto", "file", "time"))] = "auto",
         fractions: Sequence[float] = (0.8, 0.1, 0.1),
         cache_dir: str | os.PathLike | None = None,
     ) -> None:
+        # Option types and bounds: checked from these annotations (SequenceDataset)
         self.split = check_split(split, self.name)
         self.seq_len, self.context_len = check_lengths(seq_len, context_len, self.name)
         self.root = require_path(root, self.name)
         self.source = str(self.root)
         self.size = _size(size)
-        self.fit, self.channels, self.frame_stride = fit, int(channels), int(frame_stride)
-        _check_options(fit, self.channels, self.frame_stride, split_by)
-        self.stride = int(stride) if stride is not None else self.seq_len
+        self.fit, self.channels, self.frame_stride = fit, channels, frame_stride
+        self.stride = stride if stride is not None else self.seq_len
         clips = find_clips(self.root)
-        self.caches = [self._cached(c, cache_root(cache_dir)) for c in clips]
+        keys = [clip_files(c) for c in clips]  # every clip checked before any is cached
+        self.caches = [self._cached(c, k, cache_root(cache_dir)) for c, k in zip(clips, keys)]
         shapes = {c.shape[1:] for c in self.caches}
         if len(shapes) > 1:
             raise DataError(
@@ -203,12 +255,11 @@ class VideoDataset(SequenceDataset):
         by_file = split_by == "file" or (split_by == "auto" and len(clips) >= 3)
         self.windows = self._windows(clips, by_file, fractions)
 
-    def _cached(self, clip: Path, folder: Path) -> np.ndarray:
-        """The clip's kept frames, decoded once into a uint8 memmap (reused when the clip, its
-        modification time and the decoding options are the same)."""
-        st = clip.stat()
-        key = json.dumps([str(clip.resolve()), st.st_mtime_ns, st.st_size, self.size, self.fit,
-                          self.channels, self.frame_stride])  # fmt: skip
+    def _cached(self, clip: Path, files: list[list], folder: Path) -> np.ndarray:
+        """The clip's kept frames, decoded once into a uint8 memmap (reused while the clip's
+        files (`clip_files`) and the decoding options are the same)."""
+        key = json.dumps([str(clip.resolve()), files, self.size, self.fit, self.channels,
+                          self.frame_stride])  # fmt: skip
         path = folder / f"video-{hashlib.sha1(key.encode()).hexdigest()[:20]}.npy"
         if path.is_file():
             try:
@@ -219,21 +270,21 @@ class VideoDataset(SequenceDataset):
                              frame_stride=self.frame_stride)  # fmt: skip
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npy")
-            np.save(tmp, frames)
-            os.replace(tmp, path)
+            atomic_write_with(path, lambda f: np.save(f, frames))
             return np.load(path, mmap_mode="r")
-        except OSError:  # no room or no right to cache: keep the frames in memory
+        except (OSError, StorageError):  # no room or no right to cache: frames in memory
             return frames
 
     def _windows(self, clips: list[Path], by_file: bool, fractions) -> np.ndarray:
         rows = []
         if by_file:
-            a, b = split_bounds(len(clips), fractions, str(self.root))[self.split]
-            for k in range(a, b):
+            bounds = file_bounds(len(clips), fractions, str(self.root))
+            for k in range(*bounds[self.split]):
                 starts = window_starts(0, len(self.caches[k]), self.seq_len, self.stride)
                 rows += [(k, int(s)) for s in starts]
-            self.split_rule = f"by file: {'/'.join(f'{f:g}' for f in fractions)} of the clips"
+            counts = "/".join(str(b - a) for a, b in bounds.values())
+            self.split_rule = (f"by file: {'/'.join(f'{f:g}' for f in fractions)} of the clips "
+                               f"({counts} of {len(clips)})")  # fmt: skip
         else:
             for k, frames in enumerate(self.caches):
                 a, b = split_bounds(len(frames), fractions, str(clips[k]))[self.split]
@@ -263,24 +314,31 @@ class VideoDataset(SequenceDataset):
         return self.caches[k][s : s + self.seq_len].astype(np.float32) / 255.0
 
 
-def _size(size) -> tuple[int, int] | None:
+def _size(size: Sequence[int] | int | None) -> tuple[int, int] | None:
     if size is None:
         return None
     values = [size, size] if isinstance(size, int) else list(size)
-    if len(values) != 2 or not all(isinstance(v, int) and v > 0 for v in values):
-        raise DataError(f"video: size must be H or [H, W] of positive integers, got {size!r}")
+    if len(values) != 2:
+        raise DataError(f"video: option size must be H or [H, W], got {size!r}")
     return values[0], values[1]
 
 
-def _check_options(fit: str, channels: int, frame_stride: int, split_by: str) -> None:
-    if fit not in FITS:
-        raise DataError(f"video: fit must be resize or crop, got {fit!r}")
-    if channels not in (1, 3):
-        raise DataError(f"video: channels must be 1 (gray) or 3 (RGB), got {channels}")
-    if frame_stride < 1:
-        raise DataError(f"video: frame_stride must be >= 1, got {frame_stride}")
-    if split_by not in ("auto", "file", "time"):
-        raise DataError(f"video: split_by must be auto, file or time, got {split_by!r}")
+def file_bounds(n: int, fractions: Sequence[float], where: str) -> dict[str, tuple[int, int]]:
+    """[start, stop) of train/val/test over `n` clips: `split_bounds`, then one clip more for
+    each split of a non-zero fraction that rounding left empty (3 clips: 1/1/1, 5: 3/1/1),
+    taken from the clips no fraction covers, else from the largest split."""
+    bounds = split_bounds(n, fractions, where)
+    counts = [b - a for a, b in bounds.values()]
+    wanted = [k for k in (0, 2, 1) if float(fractions[k]) > 0]
+    if n < len(wanted):
+        raise DataError(f"{where}: {n} clip(s) cannot be split by file into "
+                        f"{len(wanted)} parts: give data.options.split_by=time")  # fmt: skip
+    for k in (k for k in wanted if counts[k] == 0):
+        if sum(counts) == n:  # no spare clip: the largest split gives one
+            counts[max(range(3), key=lambda j: counts[j])] -= 1
+        counts[k] += 1
+    a, b = counts[0], counts[0] + counts[1]
+    return {"train": (0, a), "val": (a, b), "test": (b, b + counts[2])}
 
 
 CODECS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264",
