@@ -22,9 +22,10 @@ outside the grid: the paper's formula. It is one `grid_sample` with align_corner
 grid normalised for that convention, x_norm = (2x + 1) / W - 1, which puts pixel centres at
 whole coordinates, as MXNet's BilinearSampler does with its (align_corners=True) normalisation
 2x / (W - 1) - 1; the two agree exactly (this one also for a side of one pixel). The PyTorch
-ports normalise for align_corners=True but call grid_sample with its default False: a
-half-pixel shift and a slight zoom that mimcast does not inherit, nor their random flow
-initialisation. (MXNet samples at p - flow: the same model with the flow's sign flipped.)
+ports normalise for align_corners=True but call grid_sample with its default, False since
+torch 1.3: a half-pixel shift and a slight zoom, which mimcast does not inherit, nor their
+random initialisation of the flow. (MXNet samples at p - flow: the same model with the flow's
+sign flipped.)
 
 The network is the paper's encoder-forecaster, sized by config.hidden (one level per entry,
 each at half the resolution of the one below): the frame goes through a convolution to 16
@@ -51,7 +52,7 @@ from torch import Tensor, nn
 
 from mimcast.errors import ConfigError
 from mimcast.models.config import ModelConfig
-from mimcast.models.layers import ConvSpec, GateConv, layer_probe
+from mimcast.models.layers import ConvSpec, GateConv, Probe, layer_probe
 from mimcast.models.registry import register_model
 from mimcast.models.stack import AuxTerms, LayerProbe, RecurrentStack
 from mimcast.models.variants import conv_spec
@@ -105,7 +106,7 @@ class TrajGRUCell(nn.Module):
         """The flow sub-network gamma(X_t, H_{t-1}): (B, 2L, H, W), (u, v) per link."""
         return self.flow_out(leaky(self.flow_x(x) + self.flow_h(h)))
 
-    def forward(self, x: Tensor, h: Tensor, probe=None) -> Tensor:
+    def forward(self, x: Tensor, h: Tensor, probe: Probe | None = None) -> Tensor:
         r_x, z_x, h_x = self.conv_x(x).chunk(3, dim=1)
         warped = warp_links(h, self.flows(x, h))
         r_h, z_h, h_h = self.conv_h(warped).chunk(3, dim=1)
