@@ -34,7 +34,22 @@ def tiny(name: str, **kwargs) -> mimcast.Forecaster:
 
 
 def test_registry_lists_the_paper_models() -> None:
-    assert mimcast.list_models() == ["convlstm", "mim", "predrnn", "predrnnpp", "predrnnv2"]
+    names = ["convlstm", "fclstm", "mim", "predrnn", "predrnnpp", "predrnnv2", "trajgru"]
+    assert mimcast.list_models() == names
+
+
+def assert_every_parameter_learns(model: mimcast.Forecaster, frames, mask) -> None:
+    """Every gradient is nonzero, or, for parameters behind a layer that starts at zero
+    (TrajGRU's flow output, which starts every warp as the identity), after one update."""
+    silent = [n for n, p in model.named_parameters() if p.grad.abs().sum() == 0]
+    if not silent:
+        return
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    model.zero_grad()
+    ((model(frames, context_len=3, mask=mask) - frames[:, 1:]) ** 2).mean().backward()
+    grads = dict(model.named_parameters())
+    for name in silent:
+        assert grads[name].grad.abs().sum() > 0, f"{name} has an all-zero gradient"
 
 
 @pytest.mark.parametrize(("name", "kwargs"), CONFIGS, ids=IDS)
@@ -53,7 +68,7 @@ def test_shapes_backward_predict(name: str, kwargs: dict, device) -> None:
     for pname, p in model.named_parameters():
         assert p.grad is not None, f"{pname} received no gradient"
         assert torch.isfinite(p.grad).all(), pname
-        assert p.grad.abs().sum() > 0, f"{pname} has an all-zero gradient"
+    assert_every_parameter_learns(model, frames, mask)
     future = model.predict(frames[:, :3], horizon=4)
     assert future.shape == (3, 4, 2, 8, 12)
     assert torch.isfinite(future).all()
@@ -133,7 +148,7 @@ def test_patch_folding_matches_reshape_patch() -> None:
 
 
 def test_bad_arguments_give_clear_errors() -> None:
-    with pytest.raises(mimcast.ConfigError, match="unknown model 'mimo'.*convlstm, mim, predrnn"):
+    with pytest.raises(mimcast.ConfigError, match="unknown model 'mimo'.*convlstm, fclstm, mim"):
         mimcast.create_model("mimo", in_channels=1, height=8, width=8)
     with pytest.raises(mimcast.ConfigError, match="pad_mode must be one of replicate"):
         mimcast.create_model("mim", in_channels=1, height=8, width=8, pad_mode="wrap")

@@ -17,6 +17,7 @@ from mimcast.settings import build_section, setting, to_plain, validate
 VARIANTS = ("paper", "openstl")  # what each one changes: models/variants.py
 PAD_MODES = ("replicate", "reflect", "zeros")
 FRAME_FIELDS = ("in_channels", "height", "width")
+TRAJGRU_LINKS = (13,)  # Shi et al. 2017, Moving MNIST: L = 13 at every level
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ class ModelConfig:
     variant: str = setting("paper", choices=VARIANTS, doc="the equations or OpenSTL's code")
     mim_n: bool = setting(True, doc="MIM only: keep the non-stationary unit (Table 2 ablation)")
     mim_s: bool = setting(True, doc="MIM only: keep the stationary unit (Table 2 ablation)")
+    trajgru_links: tuple[int, ...] = setting(
+        TRAJGRU_LINKS,
+        low=1,
+        high=64,
+        doc="trajgru only: L, the flow fields (links) each TrajGRU layer warps its state along; "
+        "one number for every level or one per level of model.hidden (the paper: 13)",
+    )
     residual: bool = setting(
         False,
         doc="predict the change from the frame last read, x_{t+1} = x_t + head(h), with the "
@@ -52,8 +60,10 @@ class ModelConfig:
     )
 
     def __post_init__(self) -> None:
-        if isinstance(self.hidden, int) and not isinstance(self.hidden, bool):
-            object.__setattr__(self, "hidden", (self.hidden,))  # hidden=64: one layer
+        for key in ("hidden", "trajgru_links"):  # hidden=64: one layer of 64
+            value = getattr(self, key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, key, (value,))
         validate(self, self.SECTION)
         if not self.hidden:
             raise ConfigError("model.hidden must be a non-empty list of channel counts")

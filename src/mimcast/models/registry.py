@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mimcast.errors import ConfigError
-from mimcast.models.config import ModelConfig
+from mimcast.models.config import TRAJGRU_LINKS, ModelConfig
 from mimcast.models.stack import RecurrentStack
 
 StackBuilder = Callable[[ModelConfig], RecurrentStack]
@@ -40,6 +40,8 @@ def check_buildable(config: ModelConfig) -> None:
         raise ConfigError(f"unknown model {config.name!r}; available: {', '.join(list_models())}")
     if config.name != "mim" and not (config.mim_n and config.mim_s):
         raise ConfigError("mim_n / mim_s ablations apply to the 'mim' model only")
+    if config.name != "trajgru" and config.trajgru_links != TRAJGRU_LINKS:
+        raise ConfigError("model.trajgru_links applies to the 'trajgru' model only")
 
 
 def build_stack(config: ModelConfig) -> RecurrentStack:
