@@ -256,8 +256,9 @@ class Forecaster(
         conv = self.stack.input_conv
         b, k = x.shape[:2]
         flat = x.transpose(0, 1).reshape(k * b, *x.shape[2:])  # time-major: (k*B, C', h, w)
-        weight = next(p for p in conv.parameters() if p.ndim == 4)  # a model made channels_last
-        if weight.is_contiguous(memory_format=torch.channels_last):
+        # a model made channels_last gets its batched input in that layout too
+        weight = next((p for p in conv.parameters() if p.ndim == 4), None)
+        if weight is not None and weight.is_contiguous(memory_format=torch.channels_last):
             flat = flat.contiguous(memory_format=torch.channels_last)
         out = conv(flat)
         return out.reshape(k, b, *out.shape[1:])
