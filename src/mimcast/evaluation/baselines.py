@@ -130,8 +130,10 @@ def flow(
     x, is_numpy = _as_tensor(context)
     u = motion_field(x, value_range)
     no_motion = (u.abs().amax(dim=(1, 2, 3)) < MIN_MOTION).cpu().numpy()
-    u = torch.where(torch.from_numpy(no_motion).to(u.device)[:, None, None, None], 0.0, u)
-    return _returned(advect(x[:, -1], u, horizon), is_numpy, no_motion)
+    frames = advect(x[:, -1], u, horizon)
+    still = torch.from_numpy(no_motion).to(x.device)
+    frames[still] = x[still, -1:]  # persistence exactly, not the frame resampled in place
+    return _returned(frames, is_numpy, no_motion)
 
 
 @dataclass(frozen=True)
