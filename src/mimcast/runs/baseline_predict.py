@@ -60,7 +60,15 @@ def _reading_spec(path: Path) -> DataSpec:
 
 
 def _clip_shape(path: Path) -> tuple[int, int, int]:
-    """(C, H, W) of a clip's frames as they are: 1 channel where they are gray, else 3."""
+    """(C, H, W) of a clip's frames as they are, from its first frame: 1 channel where it is
+    gray (a gray clip's codec stores colour planes all the same), else 3."""
+    first = _first_frame(path)
+    spread = int(np.ptp(first.astype(np.int16), axis=-1).max()) if first.shape[-1] > 1 else 0
+    return (1 if spread <= 2 else 3, *first.shape[:2])  # lossy chroma: off by one or two
+
+
+def _first_frame(path: Path) -> np.ndarray:
+    """(H, W, C) uint8: the first frame of a video or of a folder of images."""
     if path.is_dir():
         from PIL import Image
 
@@ -69,18 +77,16 @@ def _clip_shape(path: Path) -> tuple[int, int, int]:
             raise DataError(f"{path}: no image frames ({', '.join(sorted(IMAGE_EXT))}) in it")
         try:
             with Image.open(images[0]) as img:
-                return (1 if img.mode == "L" else 3, img.height, img.width)
+                return np.atleast_3d(np.asarray(img.convert("RGB")))
         except OSError as e:
             raise DataError(f"{images[0]}: cannot read the image ({e})") from e
     import av
 
     try:
         with av.open(str(path)) as container:
-            codec = container.streams.video[0].codec_context
-            gray = codec.format is not None and codec.format.name.startswith("gray")
-            return (1 if gray else 3, codec.height, codec.width)
-    except (av.error.FFmpegError, OSError, IndexError) as e:
-        raise DataError(f"{path}: cannot read the video's frame size ({e})") from e
+            return next(container.decode(video=0)).to_ndarray(format="rgb24")
+    except (av.error.FFmpegError, OSError, StopIteration) as e:
+        raise DataError(f"{path}: cannot decode the video ({e})") from e
 
 
 def _checked(frames: np.ndarray, where: Path, min_context: int) -> np.ndarray:
