@@ -72,7 +72,9 @@ def test_evaluation_gives_each_baseline_beside_the_model(run: Path) -> None:
     assert float(rows[0]["skill_flow"]) == pytest.approx(metrics["baselines"]["flow"]["skill"][0])
     assert metrics["verdict"] in (out / "table.txt").read_text()
     report = (run / "report.md").read_text()
-    assert "## Against the trivial forecasts" in report and "eval/test/framewise_skill.png" in report
+    assert (
+        "## Against the trivial forecasts" in report and "eval/test/framewise_skill.png" in report
+    )
     assert metrics["verdict"][1:] in report  # capitalised there
     assert Image.open(out / "framewise_skill.png").size[0] > 50
 
@@ -92,7 +94,10 @@ def test_baselines_flag_of_evaluate_chooses(run: Path, tmp_path, capsys) -> None
 
 def test_baselines_of_train_are_a_setting(tmp_path, capsys) -> None:
     train(capsys, tmp_path / "run", "--baselines", "flow")
-    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["eval"]["baselines"] == "flow"
+    assert (
+        yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["eval"]["baselines"]
+        == "flow"
+    )
     metrics = json.loads((tmp_path / "run" / "eval" / "test" / "metrics.json").read_text())
     assert list(metrics["baselines"]) == ["flow"]
 
