@@ -151,7 +151,7 @@ def _flag_cases(f: dict[str, Path]) -> dict[str, list[list]]:
             ["--split", "nope"], ["--checkpoint", "nope"], ["--device", "gpu"],
             ["--device", "cuda"], ["--data", "nope"], ["--data-root", f["root"] / "none"],
             ["--compare", f["root"] / "none"], ["--run-dir", f["user"]],
-            ["--run-dir", f["root"] / "none"], ["--bogus"],
+            ["--run-dir", f["root"] / "none"], ["--bogus"], ["--baselines", "nope"],
         ],
         "predict": [
             ["--input", f["root"] / "none.npy"], ["--input", f["user"] / "notes.txt"],

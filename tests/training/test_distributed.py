@@ -125,6 +125,14 @@ def assert_same_metrics(a: dict, b: dict) -> None:
     assert a["per_frame"].keys() == b["per_frame"].keys()
     for k in a["per_frame"]:
         assert a["per_frame"][k] == pytest.approx(b["per_frame"][k], rel=1e-6, abs=1e-9), k
+    assert list(a["baselines"]) == list(b["baselines"]) == ["persistence", "flow"]
+    for name, x in a["baselines"].items():  # the baselines' sums are all-reduced too
+        y = b["baselines"][name]
+        assert x["n_sequences"] == y["n_sequences"] == a["n_sequences"], name
+        assert x["no_motion_sequences"] == y["no_motion_sequences"], name
+        for k in ("mse", "ssim"):
+            assert x["per_frame"][k] == pytest.approx(y["per_frame"][k], rel=1e-6, abs=1e-9)
+        assert x["skill"] == pytest.approx(y["skill"], rel=1e-6, abs=1e-9), name
 
 
 class Counting(Dataset):

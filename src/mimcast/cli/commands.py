@@ -13,7 +13,7 @@ EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
 
 def _train_overrides(a: argparse.Namespace) -> dict:
     from mimcast.settings import merge
-    from mimcast.training.config import parse_set
+    from mimcast.training.config import EvalSection, parse_set
 
     out: dict = {}
     flags = {
@@ -26,6 +26,7 @@ def _train_overrides(a: argparse.Namespace) -> dict:
         ("train", "precision"): a.precision,
         ("train", "device"): a.device,
         ("train", "seed"): a.seed,
+        (EvalSection.SECTION, "baselines"): a.baselines,
     }
     for (section, key), value in flags.items():
         if value is not None:
@@ -34,6 +35,7 @@ def _train_overrides(a: argparse.Namespace) -> dict:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    from mimcast.evaluation.baselines import select_baselines
     from mimcast.runs.evaluate import evaluate_run
     from mimcast.runs.rundir import RunDir
     from mimcast.runs.train import train_run
@@ -41,6 +43,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     from mimcast.training.distributed import is_main
 
     cfg = resolve_config(a.preset, a.config, _train_overrides(a))
+    if not a.no_eval:  # a baseline that cannot run is refused before the training, not after
+        select_baselines(cfg.eval.baselines)
     state = train_run(cfg, a.run_dir, resume=a.resume, overwrite=a.overwrite)
     if state.stopped_by is not None:  # a graceful stop: checkpoint saved, no evaluation
         return EXIT_SIGNAL.get(state.stopped_by, 143)
@@ -62,6 +66,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         data_root=a.data_root,
         compare=tuple(a.compare),
         device=a.device,
+        baselines=a.baselines,
     )
     return 0
 
@@ -77,7 +82,11 @@ def cmd_predict(a: argparse.Namespace) -> int:
         input_units=a.input_units,
         overwrite=a.overwrite,
     )
-    if a.run_dir is not None:
+    if a.method is not None:
+        from mimcast.runs.baseline_predict import predict_baseline
+
+        out = predict_baseline(a.method, request)
+    elif a.run_dir is not None:
         out = predict_run(a.run_dir, request, which=a.checkpoint, device=a.device)
     else:
         from mimcast.data import DataSpec

@@ -25,6 +25,14 @@ def _sets(p: argparse.ArgumentParser, example: str) -> None:
     )
 
 
+def _baselines(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--baselines",
+        help="trivial forecasts scored beside the model: none, persistence, flow (optical flow, "
+        "needs OpenCV) or all (default: eval.baselines, all that are installed)",
+    )
+
+
 def _train(sub) -> None:
     t = sub.add_parser("train", help="train a model (defaults: quick preset, Moving MNIST)")
     t.add_argument("--model", help="a registered model: convlstm, predrnn, mim, ...")
@@ -43,6 +51,7 @@ def _train(sub) -> None:
     t.add_argument("--seed", type=int)
     _sets(t, "train.val_every=100 model.hidden=[32,32]")
     t.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+    _baselines(t)
 
 
 def _evaluate(sub) -> None:
@@ -57,6 +66,7 @@ def _evaluate(sub) -> None:
         help="other evaluated run folders to draw on the same curves",
     )  # fmt: skip
     e.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N]")
+    _baselines(e)
 
 
 def _predict(sub) -> None:
@@ -64,6 +74,9 @@ def _predict(sub) -> None:
     source = r.add_mutually_exclusive_group(required=True)
     source.add_argument("--run-dir", type=Path, help="a run folder (its best checkpoint)")
     source.add_argument("--model", help="a model folder (mimcast export --format hub) or Hub id")
+    source.add_argument(
+        "--method", help="no model: a trivial forecast, persistence or flow (optical flow)"
+    )
     r.add_argument(
         "--input", type=Path, required=True,
         help=".npy/.npz (T,C,H,W) or (N,T,C,H,W); a video or image folder (its last context "

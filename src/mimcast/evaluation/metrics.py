@@ -309,34 +309,49 @@ def evaluate(pred: Tensor, true: Tensor, **kwargs: Any) -> dict[str, Any]:
     return m.compute()
 
 
-def _json_num(x: float) -> float | None:
-    return None if math.isnan(x) else x
+def _json_ready(x: Any) -> Any:
+    """Nested results with NaN as None (JSON null)."""
+    if isinstance(x, dict):
+        return {k: _json_ready(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_ready(v) for v in x]
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+# what an evaluation adds to compute()'s result for metrics.json (evaluation/skill.py)
+COMPARISON_KEYS = ("verdict", "baselines", "baselines_left_out")
+
+
+def _csv_columns(result: dict[str, Any]) -> dict[str, list[float]]:
+    """Per-frame columns: the metrics, then each baseline's MSE and the skill against it."""
+    columns = dict(result["per_frame"])
+    for name, b in result.get("baselines", {}).items():
+        columns[f"mse_{name}"], columns[f"skill_{name}"] = b["per_frame"]["mse"], b["skill"]
+    return columns
 
 
 def write_metrics(
     result: dict[str, Any], json_path: str | Path | None = None, csv_path: str | Path | None = None
 ) -> None:
-    """Write ``compute()``'s result: JSON (per-frame arrays and means; NaN as null) and/or CSV
-    (header ``frame,<metric>,...``, one row per predicted frame, frames numbered from 1)."""
-    names = list(result["per_frame"])
+    """Write ``compute()``'s result: JSON (per-frame arrays and means, and the comparison with
+    the baselines where the result has one; NaN as null) and/or CSV (header
+    ``frame,<metric>,...,mse_<baseline>,skill_<baseline>``, one row per predicted frame,
+    frames numbered from 1)."""
     if json_path is not None:
         p = Path(json_path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        out = {
-            "n_sequences": result["n_sequences"],
-            "n_frames": result["n_frames"],
-            "mean": {k: _json_num(v) for k, v in result["mean"].items()},
-            "per_frame": {k: [_json_num(x) for x in result["per_frame"][k]] for k in names},
-        }
+        keys = ("n_sequences", "n_frames", "mean", "per_frame", *COMPARISON_KEYS)
+        out = _json_ready({k: result[k] for k in keys if k in result})
         p.write_text(json.dumps(out, indent=2) + "\n")
     if csv_path is not None:
         p = Path(csv_path)
         p.parent.mkdir(parents=True, exist_ok=True)
+        columns = _csv_columns(result)
         with p.open("w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["frame", *names])
+            w.writerow(["frame", *columns])
             for i in range(result["n_frames"]):
-                w.writerow([i + 1, *(repr(float(result["per_frame"][k][i])) for k in names)])
+                w.writerow([i + 1, *(repr(float(v[i])) for v in columns.values())])
 
 
 def format_table(result: dict[str, Any], metrics: Sequence[str] | None = None) -> str:

@@ -91,11 +91,12 @@ def plot_framewise(
     *,
     title: str | None = None,
     dpi: int = 120,
+    reference: float | None = None,
 ) -> Path:
     """Frame-wise curve of ``metric``, one line per label (the paper's Figures 4-5).
 
     ``curves[label][metric]`` is the per-frame list (e.g. ``FrameMetrics.compute()["per_frame"]``);
-    the x axis is the predicted frame index 1..T.
+    the x axis is the predicted frame index 1..T; ``reference`` draws a dashed level line.
     """
     if not curves:
         raise ConfigError("plot_framewise needs at least one curve")
@@ -106,6 +107,8 @@ def plot_framewise(
             raise ConfigError(f"metric '{metric}' missing for '{label}'; has {sorted(per_frame)}")
         ys = [float("nan") if v is None else float(v) for v in per_frame[metric]]
         ax.plot(range(1, len(ys) + 1), ys, marker="o", markersize=3, label=label)
+    if reference is not None:
+        ax.axhline(reference, color="gray", linestyle="--", linewidth=1)
     ax.set_xlabel("predicted frame")
     ax.set_ylabel(metric)
     ax.set_title(title or f"frame-wise {metric}")

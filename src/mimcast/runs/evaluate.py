@@ -22,7 +22,9 @@ from torch.utils.data import DataLoader, Subset
 from mimcast.data import DataSpec, SequenceDataset
 from mimcast.errors import ConfigError, DataError
 from mimcast.evaluation import viz
+from mimcast.evaluation.baselines import select_baselines
 from mimcast.evaluation.metrics import FrameMetrics, format_table, write_metrics
+from mimcast.evaluation.skill import BaselineMetrics, add_baselines, format_skill_table
 from mimcast.fs import remove_owned, storage_error
 from mimcast.models import Forecaster
 from mimcast.runs.datasets import build_splits, on_other_data
@@ -48,11 +50,17 @@ def evaluate_run(
     data_root: str | None = None,
     compare: tuple[Path, ...] = (),
     device: str = "auto",
+    baselines: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Evaluate the `which` checkpoint of run_dir on a split; returns FrameMetrics' result."""
+    """Evaluate the `which` checkpoint of run_dir on a split beside the baselines (`baselines`,
+    default the run's eval.baselines); returns FrameMetrics' result with theirs added."""
     run = RunDir(run_dir)
     cfg = run.read_config()
+    if baselines is not None:
+        select_baselines(baselines, "--baselines")
+        cfg = cfg.replace(eval={"baselines": baselines})
+    select_baselines(cfg.eval.baselines)  # flow without OpenCV: refused before any work
     other_data = data is not None or data_root is not None
     if other_data:
         cfg = on_other_data(cfg, data, data_root)
@@ -76,6 +84,8 @@ def evaluate_run(
             f"checkpoint {which} (step {step})"
         )
         log(table)
+        if "baselines" in result:
+            log("\n" + format_skill_table(result))
         pictures = _publish(run, split, result=result, shown=shown, data=ds, curves=curves)
         run.write_report(run_report(run, split=split, result=result, pictures=pictures, cfg=cfg))
     return result
@@ -135,17 +145,24 @@ def _check_fits(model: Forecaster, ds: SequenceDataset, run: RunDir) -> None:
 def measure(
     model: Forecaster, ds: SequenceDataset, *, cfg: RunConfig, device: torch.device
 ) -> tuple[dict[str, Any], Shown]:
-    """Metrics of free-running forecasts over (the first eval.num_sequences of) a split, and
-    the first eval.show sequences with their predictions."""
+    """Metrics of free-running forecasts over (the first eval.num_sequences of) a split, beside
+    those of the baselines eval.baselines chooses on the same sequences, and the first
+    eval.show sequences with their predictions."""
+    baselines, left_out = select_baselines(cfg.eval.baselines)
     context_len = int(ds.context_len)
     n = len(ds) if cfg.eval.num_sequences <= 0 else min(cfg.eval.num_sequences, len(ds))
     loader = DataLoader(Subset(ds, shard(n)), batch_size=cfg.eval.batch_size)
-    metrics = FrameMetrics(
-        data_range=tuple(ds.value_range),
-        to_units=ds.to_units,
-        thresholds=cfg.eval.thresholds,
-        n_frames=int(ds.seq_len) - context_len,
-    )
+
+    def frame_metrics() -> FrameMetrics:
+        return FrameMetrics(
+            data_range=tuple(ds.value_range),
+            to_units=ds.to_units,
+            thresholds=cfg.eval.thresholds,
+            n_frames=int(ds.seq_len) - context_len,
+        )
+
+    metrics = frame_metrics()
+    trivial = BaselineMetrics(baselines, frame_metrics, tuple(ds.value_range))
     shown: Shown = []
     with torch.no_grad():
         for frames in loader:
@@ -154,9 +171,11 @@ def measure(
                 preds = model(frames, context_len)
             preds = Forecaster.forecast_part(preds.float(), context_len)
             metrics.update(preds, frames[:, context_len:])
+            trivial.update(frames[:, :context_len], frames[:, context_len:])
             shown += list(zip(frames.cpu(), preds.cpu()))[: cfg.eval.show - len(shown)]
     metrics.reduce(dist_utils.all_reduce_sum)
-    return metrics.compute(), shown
+    trivial.reduce(dist_utils.all_reduce_sum)
+    return add_baselines(metrics.compute(), trivial.compute(), left_out), shown
 
 
 def _publish(
@@ -173,7 +192,8 @@ def _publish(
     stage = EvalFiles(target.with_name(f".{split}.tmp-{os.getpid()}"))
     try:
         stage.folder.mkdir(parents=True, exist_ok=True)
-        named = {run.path.name: result["per_frame"], **curves}
+        trivial = {b["label"]: b["per_frame"] for b in result.get("baselines", {}).values()}
+        named = {run.path.name: result["per_frame"], **trivial, **curves}
         pictures = _write_outputs(stage, result=result, shown=shown, data=data, curves=named)
         with RunLock(run.eval_lock, "evaluate"):
             old = target.with_name(f".{split}.old-{os.getpid()}")
@@ -189,6 +209,13 @@ def _publish(
     return [target / p.relative_to(stage.folder) for p in pictures]
 
 
+def _skill_curve(result: dict, path: Path) -> Path:
+    """Skill per lead time against each baseline, with the line where the model is no better."""
+    curves = {b["label"]: {"skill": b["skill"]} for b in result["baselines"].values()}
+    title = "skill = 1 - MSE model / MSE baseline (above 0: the model is better)"
+    return viz.plot_framewise(curves, "skill", path, title=title, reference=0.0)
+
+
 def _write_outputs(
     files: EvalFiles,
     *,
@@ -200,8 +227,12 @@ def _write_outputs(
     """metrics, table and pictures into `files`; `curves` holds every run drawn (this one
     first)."""
     write_metrics(result, files.metrics_json, files.metrics_csv)
-    files.table.write_text(format_table(result, table_metrics(result)) + "\n")
+    tables = [format_table(result, table_metrics(result))]
     pics = [viz.plot_framewise(curves, m, files.curve(m)) for m in CURVE_METRICS]
+    if "baselines" in result:
+        tables.append(format_skill_table(result))
+        pics.append(_skill_curve(result, files.curve("skill")))
+    files.table.write_text("\n\n".join(tables) + "\n")
     vrange = tuple(data.value_range)
     context_len = int(data.context_len)
     for i, (frames, preds) in enumerate(shown):

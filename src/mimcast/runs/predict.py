@@ -213,11 +213,13 @@ def predict_with(model: Forecaster, spec: DataSpec, request: PredictRequest) -> 
     units = formats.Units(spec.units, spec.data_range()) if in_data_units else \
         formats.Units("model units", spec.value_range)  # fmt: skip
     pictures = {"context": x[0], "first": pred_model[0], "vrange": (lo, hi)}
-    _write_outputs(request.outputs, result, context, units, pictures)
+    write_outputs(request.outputs, result, context, units, pictures)
     return result
 
 
-def _write_outputs(targets: dict, result: np.ndarray, context, units, pictures: dict) -> None:
+def write_outputs(targets: dict, result: np.ndarray, context, units, pictures: dict) -> None:
+    """The forecast `result` into every output of `targets` (output, gif, png), all or none;
+    `pictures` holds the first context and forecast and their range (vrange) for gif and png."""
     vrange = pictures["vrange"]
     writers = {
         "gif": lambda t: viz.save_gif(pictures["first"], t, vrange=vrange, scale=2),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mimcast.evaluation.skill import baseline_notes, skill_rows
 from mimcast.runs.rundir import RunDir
 from mimcast.training.config import RunConfig
 
@@ -38,5 +39,31 @@ def run_report(
         lines.append(f"| {i + 1} | {cells} |")
     lines.append("| **mean** | " + " | ".join(f"**{result['mean'][k]:.4g}**" for k in names) + " |")
     lines.append("")
+    if "baselines" in result:
+        lines += _against_baselines(result)
     lines += [f"![{p.stem}]({p.relative_to(run.path).as_posix()})" for p in pictures]
     return "\n".join(lines) + "\n"
+
+
+def _against_baselines(result: dict) -> list[str]:
+    """The verdict, then the model's MSE per lead time beside each baseline's with the skill."""
+    header, rows = skill_rows(result)
+    lines = [
+        "## Against the trivial forecasts",
+        "",
+        f"**{result['verdict'][0].upper()}{result['verdict'][1:]}.**",
+        "",
+        "Skill = 1 - MSE model / MSE baseline, per lead time (above 0: the model is better), "
+        "on the same sequences; the curve is framewise_skill.png.",
+        "",
+        "| frame | " + " | ".join(header) + " |",
+        "|---" * (len(header) + 1) + "|",
+    ]
+    for i, row in enumerate(rows):
+        label = "**mean**" if i == len(rows) - 1 else str(i + 1)
+        lines.append(f"| {label} | " + " | ".join(f"{v:.4g}" for v in row) + " |")
+    lines.append("")
+    notes = baseline_notes(result)
+    if notes:
+        lines += [*(f"- {note}" for note in notes), ""]
+    return lines

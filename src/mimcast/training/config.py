@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import yaml
 
 from mimcast.errors import ConfigError
+from mimcast.evaluation.baselines import CHOICES as BASELINE_CHOICES
 from mimcast.models import ModelConfig
 from mimcast.models.config import FRAME_FIELDS
 from mimcast.models.registry import check_buildable
@@ -88,6 +89,9 @@ class EvalSection:
     num_sequences: int = setting(0, low=0, doc="0 = the whole split")
     thresholds: list[float] = setting([], doc="CSI/POD/FAR thresholds, in model units")
     show: int = setting(4, low=0, high=64, doc="sequences drawn as strips and GIFs")
+    baselines: str = setting(
+        "all", choices=BASELINE_CHOICES, doc="trivial forecasts scored beside the model"
+    )  # all: those whose library is installed (flow needs OpenCV)
 
     def __post_init__(self) -> None:
         validate(self, self.SECTION)
