@@ -76,6 +76,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
         variable=a.variable,
         input_units=a.input_units,
         overwrite=a.overwrite,
+        time_step=a.time_step,
     )
     if a.run_dir is not None:
         out = predict_run(a.run_dir, request, which=a.checkpoint, device=a.device)
