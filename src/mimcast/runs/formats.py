@@ -119,7 +119,8 @@ def _read_npz(path: Path, key: str | None) -> np.ndarray:
         if "context" in keys:
             return z["context"]
         if len(keys) != 1:
-            raise DataError(f"{path} holds arrays {keys}: name the context array 'context'")
+            raise DataError(f"{path} holds arrays {keys}: pass --variable NAME (or name the "
+                            "context array 'context')")  # fmt: skip
         return z[keys[0]]
 
 
