@@ -91,7 +91,9 @@ def test_a_reversed_time_axis_is_not_called_chronological(tmp_path) -> None:
     with pytest.raises(DataError, match="not in increasing order"):  # irregular_time: steps only
         CustomDataset(reversed_nc, "train", irregular_time=True, **options)
     gap = _series(tmp_path / "gap.nc", np.r_[hours[:20], hours[20:] + np.timedelta64(5, "h")])
-    with pytest.raises(DataError, match=r"steps of 1 h, then 6 h .*: set data.options.irregular_time=true"):
+    with pytest.raises(
+        DataError, match=r"steps of 1 h, then 6 h .*: set data.options.irregular_time=true"
+    ):
         CustomDataset(gap, "train", **options)
     assert len(CustomDataset(gap, "train", irregular_time=True, **options)) > 0
     sorted_nc = _series(tmp_path / "sorted.nc", hours)  # the same axis in order: trains early

@@ -72,7 +72,9 @@ def times_of(path: Path) -> np.ndarray:
 # ---------------- time axes (item 2)
 def test_an_uneven_last_step_is_refused_or_continued_by_the_step_given(runs, tmp_path, capsys):
     half_hours = pd.date_range("2026-06-01", periods=9, freq="30min").values
-    uneven = rain(tmp_path / "uneven.nc", np.r_[half_hours, half_hours[-1] + np.timedelta64(7, "h")])
+    uneven = rain(
+        tmp_path / "uneven.nc", np.r_[half_hours, half_hours[-1] + np.timedelta64(7, "h")]
+    )
     before = listing(tmp_path)
     code, _, err = predict(capsys, runs[3], uneven, tmp_path / "p.nc")
     assert_one_line_error(code, err, "not evenly spaced (steps of 30 min, then 7 h from "
@@ -189,8 +191,9 @@ def test_values_beyond_the_training_range_are_forecast_with_a_note(runs, tmp_pat
     given = rain(tmp_path / "storm.nc", HOURS[:10], storm)
     code, out, err = predict(capsys, runs[3], given, tmp_path / "p.nc")
     assert code == 0, err
-    assert f"note: {given}: values span [10.9, 122.1], beyond the training range " \
-           f"[{lo:.4g}, {hi:.4g}] of mm/h; forecasting from them, within that range" in out  # fmt: skip
+    note = (f"note: {given}: values span [10.9, 122.1], beyond the training range [{lo:.4g}, "
+            f"{hi:.4g}] of mm/h; forecasting from them, within that range")  # fmt: skip
+    assert note in out
     with xr.open_dataset(tmp_path / "p.nc") as p:
         assert p["rain"].shape == (4, 12, 12)
         assert lo <= float(p["rain"].min()) and float(p["rain"].max()) <= hi
@@ -218,11 +221,12 @@ def test_values_that_look_like_other_units_are_refused(runs, tmp_path, capsys) -
         code, _, err = predict(capsys, runs[3], tmp_path / name, tmp_path / "p.npy")
         assert_one_line_error(code, err, message)
         if message == "far from the range":
-            assert f"the range [{lo:.4g}, {hi:.4g}] of mm/h the model was trained on: other " \
+            assert f"the range [{lo:.4g}, {hi:.4g}] of mm/h the model was trained on: wrong " \
                    "units? convert them" in err  # fmt: skip
-    code, _, err = predict(capsys, runs[3], tmp_path / "kelvin.npy", tmp_path / "p.npy",
-                           "--input-units", "model")  # pixels of 0-255 for [0, 1] model units
-    assert_one_line_error(code, err, "of model units the model was trained on: other units?")
+    code, _, err = predict(
+        capsys, runs[3], tmp_path / "kelvin.npy", tmp_path / "p.npy", "--input-units", "model"
+    )  # pixels of 0-255 for [0, 1] model units
+    assert_one_line_error(code, err, "of model units the model was trained on: wrong units?")
     assert listing(tmp_path) == before
     np.save(tmp_path / "model.npy", (base / 80).astype(np.float32))  # up to 1.25: a new extreme
     code, out, err = predict(capsys, runs[3], tmp_path / "model.npy", tmp_path / "m.npy",

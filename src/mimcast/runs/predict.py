@@ -133,24 +133,16 @@ def _frames(n: int) -> str:
 def check_units(
     batch: np.ndarray, spec: DataSpec, where: Path, input_units: str, log: Callable[[str], None]
 ) -> None:
-    """Refuse a context whose values look like other units than `input_units`; note, and
-    forecast from, values merely beyond the training range (today's storm may be the
-    strongest yet). The forecast itself stays within that range (it is clipped to it)."""
-    model = input_units == "model"
-    lo, hi = spec.value_range if model else spec.data_range()
-    units = "model units" if model else spec.units
-    x_lo, x_hi = float(batch.min()), float(batch.max())
-    reason = None if model else _other_kind_of_values(batch, spec)
-    span = max(hi - lo, 1e-12)
-    if reason is None and (x_hi - x_lo >= OTHER_UNITS_SPREAD * span or x_lo > hi + span
-                           or x_hi < lo - span):  # fmt: skip
-        reason = (
-            f"values span [{x_lo:.4g}, {x_hi:.4g}], far from the range [{lo:.4g}, {hi:.4g}] "
-            f"of {units} the model was trained on: other units? convert them "
-            "(--input-units data|model)"
-        )
+    """Refuse a context whose values look like other units than `input_units` claims
+    (`_other_units`); forecast from values merely beyond the training range, with a note
+    (today's storm may be the strongest yet). The forecast stays within that range: it is
+    clipped to it."""
+    lo, hi = spec.value_range if input_units == "model" else spec.data_range()
+    units = "model units" if input_units == "model" else spec.units
+    reason = _other_units(batch, spec, (lo, hi), units, in_data_units=input_units == "data")
     if reason is not None:
         raise DataError(f"{where}: {reason}")
+    x_lo, x_hi = float(batch.min()), float(batch.max())
     if x_lo < lo or x_hi > hi:
         log(
             f"note: {where}: values span [{x_lo:.4g}, {x_hi:.4g}], beyond the training range "
@@ -158,21 +150,37 @@ def check_units(
         )
 
 
-def _other_kind_of_values(batch: np.ndarray, spec: DataSpec) -> str | None:
-    """Why a context claimed in data units looks like pixels of other data, or like the
-    model's units of data whose own units span a range many times wider (None: it does not)."""
-    (d_lo, d_hi), (lo, hi) = spec.data_range(), spec.value_range
-    if batch.dtype == np.uint8 and not (d_lo > -13 and 128 < d_hi < 268):
+def _other_units(
+    batch: np.ndarray, spec: DataSpec, vrange: tuple[float, float], units: str, *,
+    in_data_units: bool,
+) -> str | None:  # fmt: skip
+    """Why the values look like other units than those of `vrange` (None: they do not).
+
+    The one rule: values in the right units overlap the training range or lie near it, and
+    are spread about as widely. Refused are values spread OTHER_UNITS_SPREAD or more times
+    wider than the range (0-255 pixels for data in [0, 1], mm/h x 10), values wholly more than
+    the range's own width away from it (kelvin for °C), and, for a context in data units
+    (`in_data_units`), uint8 pixels for data that are not pixels, or values within the
+    model's range for data whose range is many times wider (the model's units)."""
+    (lo, hi), (m_lo, m_hi), (d_lo, d_hi) = vrange, spec.value_range, spec.data_range()
+    x_lo, x_hi = float(batch.min()), float(batch.max())
+    span = max(hi - lo, 1e-12)
+    if in_data_units and batch.dtype == np.uint8 and not (d_lo > -13 and 128 < d_hi < 268):
         return (f"uint8 pixels, but the model's data is {spec.units} in [{d_lo:.4g}, "
                 f"{d_hi:.4g}]: convert the context to those units")  # fmt: skip
-    x_lo, x_hi = float(batch.min()), float(batch.max())
-    margin = 0.05 * (hi - lo)
-    looks_like_model_units = lo - margin <= x_lo and x_hi <= hi + margin and x_hi > x_lo
-    if (d_hi - d_lo) > 5 * (hi - lo) and looks_like_model_units:
+    margin = 0.05 * (m_hi - m_lo)
+    in_model_range = m_lo - margin <= x_lo and x_hi <= m_hi + margin and x_hi > x_lo
+    if in_data_units and (d_hi - d_lo) > 5 * (m_hi - m_lo) and in_model_range:
         return (
             f"values span [{x_lo:.4g}, {x_hi:.4g}], the model's units, while its data is "
             f"{spec.units} in [{d_lo:.4g}, {d_hi:.4g}]: pass --input-units model if they are "
             "model units, or convert them"
+        )
+    if x_hi - x_lo >= OTHER_UNITS_SPREAD * span or x_lo > hi + span or x_hi < lo - span:
+        return (
+            f"values span [{x_lo:.4g}, {x_hi:.4g}], far from the range [{lo:.4g}, {hi:.4g}] "
+            f"of {units} the model was trained on: wrong units? convert them "
+            "(--input-units data|model)"
         )
     return None
 
