@@ -81,10 +81,17 @@ def _series(path, times: np.ndarray | None, n: int = 40):
     return path
 
 
-def test_a_reversed_time_axis_is_not_called_chronological(tmp_path) -> None:
+def test_a_reversed_time_axis_is_not_called_chronological(tmp_path, capsys) -> None:
     hours = pd.date_range("2026-01-01", periods=40, freq="h").values
     options = {"seq_len": 4, "context_len": 2}
     reversed_nc = _series(tmp_path / "reversed.nc", hours[::-1])
+    before = listing(tmp_path)
+    sets = ["--set", "data.options.seq_len=4", "data.options.context_len=2"]
+    for args in (["train", "--run-dir", tmp_path / "run", "--steps", 1], ["data", "info"]):
+        code, _, err = run_cli(capsys, *args, "--data", "custom", "--data-root", reversed_nc,
+                               *sets)  # fmt: skip
+        assert_one_line_error(code, err, "the time axis is not in increasing order")
+    assert listing(tmp_path) == before  # no run folder made
     with pytest.raises(DataError, match=r"reversed.nc:v: the time axis is not in increasing "
                                         r"order .* sort it first"):  # fmt: skip
         CustomDataset(reversed_nc, "train", **options)

@@ -67,7 +67,8 @@ def _predict(sub) -> None:
     r.add_argument(
         "--input", type=Path, required=True,
         help=".npy/.npz (T,C,H,W) or (N,T,C,H,W); a video or image folder (its last context "
-        "frames); .nc/.zarr/.h5 (a variable with a time axis)",
+        "frames); .nc/.zarr/.h5 (a variable with a time axis). At least the model's "
+        "context_len frames; values beyond its training range get a note",
     )  # fmt: skip
     r.add_argument(
         "--variable", help="the variable of netCDF/Zarr/HDF5 or the array of .npz to read (if "
