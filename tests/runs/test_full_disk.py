@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,29 @@ def test_a_full_disk_during_prediction_writes_nothing(evaluated, tmp_path, capsy
         assert_one_line_error(code, err, "no space left on device", exit_code=1)
         assert f"cannot write {fs}/" in err
         assert listing(fs) == before  # all or nothing: no output, no temporary file
+
+
+def test_a_full_disk_during_a_zarr_forecast_leaves_nothing_and_prints_one_line(
+    evaluated, tmp_path
+) -> None:
+    """A real process, so that what asyncio prints at exit is seen: Zarr's own writer used to
+    leave `.p.tmp-PID.zarr` behind (its chunk tasks went on writing after the error) and print
+    "Task was destroyed but it is pending!"; every Zarr write printed a ZarrUserWarning."""
+    ctx = tmp_path / "ctx.npy"
+    np.save(ctx, np.random.default_rng(0).random((3, 1, 32, 32)).astype(np.float32) * 255)
+    argv = [sys.executable, "-m", "mimcast", "predict", "--run-dir", str(evaluated), "--input",
+            str(ctx), "--horizon", "200"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with small_fs(tmp_path / "fs", 1024) as fs:
+        for leave_kb in (16, 48, 96, 160):  # the store breaks off at different chunks
+            fill(fs, leave_kb=leave_kb)
+            before = listing(fs)
+            done = subprocess.run([*argv, "--output", str(fs / "p.zarr")], env=env,
+                                  capture_output=True, text=True, timeout=300)  # fmt: skip
+            assert_one_line_error(done.returncode, done.stderr, "no space left on device", 1)
+            assert listing(fs) == before  # no .p.tmp-PID.zarr, no partial store
+            unfill(fs)
+        done = subprocess.run([*argv, "--output", str(fs / "p.zarr")], env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0 and "Warning" not in done.stderr, done.stderr
+        assert sorted(p.name for p in fs.iterdir()) == ["p.zarr"]

@@ -81,6 +81,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
         variable=a.variable,
         input_units=a.input_units,
         overwrite=a.overwrite,
+        time_step=a.time_step,
     )
     if a.method is not None:
         from mimcast.runs.baseline_predict import predict_baseline

@@ -80,9 +80,19 @@ def _predict(sub) -> None:
     r.add_argument(
         "--input", type=Path, required=True,
         help=".npy/.npz (T,C,H,W) or (N,T,C,H,W); a video or image folder (its last context "
-        "frames); .nc/.zarr/.h5 (a variable with a time axis)",
+        "frames); .nc/.zarr/.h5 (a variable with a time axis). At least the model's "
+        "context_len frames; values beyond its training range get a note",
     )  # fmt: skip
-    r.add_argument("--variable", help="netCDF/Zarr/HDF5: the variable to read (if several)")
+    r.add_argument(
+        "--variable", help="the variable of netCDF/Zarr/HDF5 or the array of .npz to read (if "
+        "several); refused for .npy and videos, which hold one",
+    )  # fmt: skip
+    r.add_argument(
+        "--time-step", metavar="STEP",
+        help="netCDF/Zarr: forecast from a time axis whose steps differ, its forecast's times "
+        "going on by STEP (30min, 1h, 1d, 90s; a number for a numeric axis). Without it such "
+        "an axis is refused, as is one out of order; an even axis goes on by its own step",
+    )  # fmt: skip
     r.add_argument(
         "--input-units", choices=["data", "model"], default="data",
         help="the context's values: the data's own units (data.json; default) or the model's",

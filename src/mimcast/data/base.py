@@ -338,7 +338,7 @@ def load_npy(path: Path) -> np.ndarray:
     """Memory-mapped .npy array (never read whole)."""
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, EOFError) as e:  # EOFError: an empty (zero-byte) file
         raise DataError(f"{path}: not a readable .npy file ({e})") from e
 
 

@@ -4,7 +4,9 @@ An array holds either one long series (time, [channel,] H, W) or a set of sequen
 ``sequence_axis``); axes are given by position, or by name for netCDF/Zarr (read with xarray,
 lazily, without caching). Windows of ``seq_len`` steps start every ``stride`` steps. The split is
 chronological: the series (or the sequences, in file order) is cut by ``fractions`` (train, val,
-test), and no window crosses a cut. Items are (seq_len, C, H, W) float32 in model units:
+test), and no window crosses a cut. A netCDF/Zarr time coordinate must therefore increase, by
+one step (time_axis.py; ``irregular_time`` accepts uneven steps). Items are (seq_len, C, H, W)
+float32 in model units:
 
 * ``normalize="minmax"``: [0, 1] on the training part (fitted there only, globally or
   ``per_channel``); val/test may fall slightly outside.
@@ -40,6 +42,7 @@ from .base import (
     split_bounds,
     window_starts,
 )
+from .time_axis import check_time_axis
 
 XARRAY_EXT = {".nc", ".nc4", ".cdf", ".netcdf"}
 HDF5_EXT = {".h5", ".hdf5", ".he5", ".hdf"}
@@ -177,6 +180,8 @@ class CustomDataset(SequenceDataset):
         per_channel: min-max per channel instead of one global min and max.
         units: name of the data's own units, returned by ``to_units`` (default: the variable's
             `units` attribute in netCDF/Zarr/HDF5, else "data units").
+        irregular_time: accept a netCDF/Zarr time coordinate whose steps differ (windows then
+            span different lengths of time); one out of order is refused all the same.
     """
 
     name = "custom"
@@ -199,6 +204,7 @@ class CustomDataset(SequenceDataset):
         offset: float = 0.0,
         per_channel: bool = False,
         units: str | None = None,
+        irregular_time: bool = False,
     ) -> None:
         self.split = check_split(split, self.name)
         self.seq_len, self.context_len = check_lengths(seq_len, context_len, self.name)
@@ -236,6 +242,7 @@ class CustomDataset(SequenceDataset):
         kept = [a for a in range(want) if a != self.n_ax]
         order = [self.t_ax, *([self.c_ax] if self.c_ax is not None else []), h_ax, w_ax]
         self.perm = [kept.index(a) for a in order]
+        self._check_time_coordinate(bool(irregular_time))
         self._build_windows(split, int(stride), fractions)
         self._per_channel = bool(per_channel)
         lo, hi = self._scan_train()
@@ -300,6 +307,15 @@ class CustomDataset(SequenceDataset):
         if not -rank <= int(a) < rank:
             raise DataError(f"{self.where}: {label}={a} out of range for rank {rank}")
         return int(a) % rank
+
+    def _check_time_coordinate(self, irregular: bool) -> None:
+        """A netCDF/Zarr time coordinate runs forward by one step: a window is equal steps and
+        the split is chronological (a reversed axis would train on the latest times)."""
+        if self.src.dims is None or self.src.dims[self.t_ax] not in self.src.obj.coords:
+            return  # positions only: in order by construction
+        times = np.asarray(self.src.obj[self.src.dims[self.t_ax]].values)
+        fix = "set data.options.irregular_time=true to use its windows as they are"
+        check_time_axis(times, self.where, uneven_ok=irregular, fix=fix)
 
     def _build_windows(self, split: str, stride: int, fractions: Sequence[float]) -> None:
         n_t = self.src.shape[self.t_ax]

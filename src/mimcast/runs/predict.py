@@ -8,6 +8,7 @@ and model units is the run's DataSpec (data.json).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,6 +28,9 @@ from mimcast.training.checkpoint import load_checkpoint, model_from_checkpoint
 MAX_HORIZON = 1000  # free-running forecasts have long lost the data by then
 OUTPUTS = {"output": formats.OUTPUT_EXT, "gif": (".gif",), "png": (".png",)}
 INPUT_UNITS = ("data", "model")
+# Values spread this many times wider than the training range are in other units (pixels
+# 0-255 for data in [0, 1], mm/h x 10), not a new extreme.
+OTHER_UNITS_SPREAD = 10
 
 
 def load_run_model(run: RunDir, which: str, device: str) -> tuple[Forecaster, int]:
@@ -76,22 +80,24 @@ def check_outputs(targets: dict[str, Path | None], input_path: Path, overwrite: 
 
 
 def context_in_model_units(
-    context: formats.Context, spec: DataSpec, where: Path, input_units: str = "data"
+    context: formats.Context,
+    spec: DataSpec,
+    where: Path,
+    input_units: str = "data",
+    log: Callable[[str], None] = print,
 ) -> np.ndarray:
     """(N, T, C, H, W) float64 in model units, or a DataError naming what is wrong.
 
     Video frames are pixels (0-255) spanning the model's value range. Other inputs are in
-    `input_units`: the data's own (data.json) or the model's; a context that looks like the
-    other kind is refused with the flag to pass.
+    `input_units`: the data's own (data.json) or the model's, checked by `check_units`.
     """
     batch = _checked_batch(context.frames, spec, where)
     if context.kind == "video":  # pixels: black to white is the model's value range
         lo, hi = spec.value_range
         return lo + batch.astype(np.float64) / 255.0 * (hi - lo)
+    check_units(batch, spec, where, input_units, log)
     if input_units == "model":
-        return _in_range(batch.astype(np.float64), spec.value_range, where, "model units")
-    _refuse_wrong_units(batch, spec, where)
-    _in_range(batch, spec.data_range(), where, spec.units)
+        return batch.astype(np.float64)
     return spec.to_model_units(batch)
 
 
@@ -103,6 +109,11 @@ def _checked_batch(frames: np.ndarray, spec: DataSpec, where: Path) -> np.ndarra
     batch = frames[None] if frames.ndim == 4 else frames
     if 0 in batch.shape:
         raise DataError(f"{where}: the context is empty (shape {frames.shape})")
+    if batch.shape[1] < spec.context_len:  # a forecast from fewer frames than it learnt from
+        raise DataError(
+            f"{where}: {_frames(batch.shape[1])} of context, but the model was trained on "
+            f"{_frames(spec.context_len)} (context_len): give at least {spec.context_len}"
+        )
     if tuple(batch.shape[2:]) != spec.frame_shape:
         raise DataError(
             f"{where}: frames are {tuple(batch.shape[2:])} (C, H, W), the model expects "
@@ -115,35 +126,63 @@ def _checked_batch(frames: np.ndarray, spec: DataSpec, where: Path) -> np.ndarra
     return batch
 
 
-def _in_range(x: np.ndarray, vrange: tuple[float, float], where: Path, units: str) -> np.ndarray:
-    lo, hi = vrange
-    margin = 0.05 * (hi - lo)
-    if x.min() < lo - margin or x.max() > hi + margin:
-        raise DataError(
-            f"{where}: values span [{x.min():.4g}, {x.max():.4g}], outside the range "
-            f"[{lo:.4g}, {hi:.4g}] of {units}: wrong units? (--input-units data|model)"
-        )
-    return x
+def _frames(n: int) -> str:
+    return f"{n} frame" if n == 1 else f"{n} frames"
 
 
-def _refuse_wrong_units(batch: np.ndarray, spec: DataSpec, where: Path) -> None:
-    """A context in data units must not look like pixels of other data, or like model units
-    of data whose own units span a range many times wider."""
-    (d_lo, d_hi), (lo, hi) = spec.data_range(), spec.value_range
-    if batch.dtype == np.uint8 and not (d_lo > -13 and 128 < d_hi < 268):
-        raise DataError(
-            f"{where}: uint8 pixels, but the model's data is {spec.units} in "
-            f"[{d_lo:.4g}, {d_hi:.4g}]: convert the context to those units"
-        )
+def check_units(
+    batch: np.ndarray, spec: DataSpec, where: Path, input_units: str, log: Callable[[str], None]
+) -> None:
+    """Refuse a context whose values look like other units than `input_units` claims
+    (`_other_units`); forecast from values merely beyond the training range, with a note
+    (today's storm may be the strongest yet). The forecast stays within that range: it is
+    clipped to it."""
+    lo, hi = spec.value_range if input_units == "model" else spec.data_range()
+    units = "model units" if input_units == "model" else spec.units
+    reason = _other_units(batch, spec, (lo, hi), units, in_data_units=input_units == "data")
+    if reason is not None:
+        raise DataError(f"{where}: {reason}")
     x_lo, x_hi = float(batch.min()), float(batch.max())
-    margin = 0.05 * (hi - lo)
-    looks_like_model_units = lo - margin <= x_lo and x_hi <= hi + margin and x_hi > x_lo
-    if (d_hi - d_lo) > 5 * (hi - lo) and looks_like_model_units:
-        raise DataError(
-            f"{where}: values span [{x_lo:.4g}, {x_hi:.4g}], the model's units, while its data "
-            f"is {spec.units} in [{d_lo:.4g}, {d_hi:.4g}]: pass --input-units model if "
-            "they are model units, or convert them"
+    if x_lo < lo or x_hi > hi:
+        log(
+            f"note: {where}: values span [{x_lo:.4g}, {x_hi:.4g}], beyond the training range "
+            f"[{lo:.4g}, {hi:.4g}] of {units}; forecasting from them, within that range"
         )
+
+
+def _other_units(
+    batch: np.ndarray, spec: DataSpec, vrange: tuple[float, float], units: str, *,
+    in_data_units: bool,
+) -> str | None:  # fmt: skip
+    """Why the values look like other units than those of `vrange` (None: they do not).
+
+    The one rule: values in the right units overlap the training range or lie near it, and
+    are spread about as widely. Refused are values spread OTHER_UNITS_SPREAD or more times
+    wider than the range (0-255 pixels for data in [0, 1], mm/h x 10), values wholly more than
+    the range's own width away from it (kelvin for °C), and, for a context in data units
+    (`in_data_units`), uint8 pixels for data that are not pixels, or values within the
+    model's range for data whose range is many times wider (the model's units)."""
+    (lo, hi), (m_lo, m_hi), (d_lo, d_hi) = vrange, spec.value_range, spec.data_range()
+    x_lo, x_hi = float(batch.min()), float(batch.max())
+    span = max(hi - lo, 1e-12)
+    if in_data_units and batch.dtype == np.uint8 and not (d_lo > -13 and 128 < d_hi < 268):
+        return (f"uint8 pixels, but the model's data is {spec.units} in [{d_lo:.4g}, "
+                f"{d_hi:.4g}]: convert the context to those units")  # fmt: skip
+    margin = 0.05 * (m_hi - m_lo)
+    in_model_range = m_lo - margin <= x_lo and x_hi <= m_hi + margin and x_hi > x_lo
+    if in_data_units and (d_hi - d_lo) > 5 * (m_hi - m_lo) and in_model_range:
+        return (
+            f"values span [{x_lo:.4g}, {x_hi:.4g}], the model's units, while its data is "
+            f"{spec.units} in [{d_lo:.4g}, {d_hi:.4g}]: pass --input-units model if they are "
+            "model units, or convert them"
+        )
+    if x_hi - x_lo >= OTHER_UNITS_SPREAD * span or x_lo > hi + span or x_hi < lo - span:
+        return (
+            f"values span [{x_lo:.4g}, {x_hi:.4g}], far from the range [{lo:.4g}, {hi:.4g}] "
+            f"of {units} the model was trained on: wrong units? convert them "
+            "(--input-units data|model)"
+        )
+    return None
 
 
 def forecast(
@@ -169,6 +208,7 @@ class PredictRequest:
     input_units: str = "data"  # or "model"
     overwrite: bool = False
     video_fit: str = "resize"  # how video frames are fitted to the model's (a video run's own)
+    time_step: str | None = None  # netCDF/Zarr: the step a forecast continues by (uneven input)
 
     def check(self) -> None:
         """Everything that can be refused before a model is loaded."""
@@ -182,7 +222,12 @@ class PredictRequest:
 
 
 def predict_run(
-    run_dir: str | Path, request: PredictRequest, *, which: str = "best", device: str = "auto"
+    run_dir: str | Path,
+    request: PredictRequest,
+    *,
+    which: str = "best",
+    device: str = "auto",
+    log: Callable[[str], None] = print,
 ) -> np.ndarray:
     """Forecast with a run's model (its `which` checkpoint); write the request's outputs, all
     of them or none."""
@@ -193,17 +238,25 @@ def predict_run(
     if cfg.data.name == "video":  # contexts from videos are fitted as the training clips were
         request = replace(request, video_fit=cfg.data.options.get("fit", request.video_fit))
     model, _ = load_run_model(run, which, dist_utils.init_from_env(device))
-    return predict_with(model, spec, request)
+    return predict_with(model, spec, request, log)
 
 
-def predict_with(model: Forecaster, spec: DataSpec, request: PredictRequest) -> np.ndarray:
+def predict_with(
+    model: Forecaster,
+    spec: DataSpec,
+    request: PredictRequest,
+    log: Callable[[str], None] = print,
+) -> np.ndarray:
     """Forecast with a model (from a run or a Hub folder) whose data spec is `spec`; returns
-    the forecast in the input's layout and units."""
+    the forecast in the input's layout and units. Notes (values beyond the training range)
+    go to `log`."""
     request.check()
     where = Path(request.input_path)
-    context = formats.read_context(where, spec, request.variable, fit=request.video_fit)
+    context = formats.read_context(
+        where, spec, request.variable, fit=request.video_fit, time_step=request.time_step
+    )
     formats.check_writable(request.outputs["output"], context)
-    x = context_in_model_units(context, spec, where, request.input_units)
+    x = context_in_model_units(context, spec, where, request.input_units, log)
     lo, hi = spec.value_range
     device = str(next(model.parameters()).device)
     pred_model = np.clip(forecast(model, x, horizon=request.horizon, device=device), lo, hi)
