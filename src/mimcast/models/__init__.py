@@ -1,6 +1,14 @@
 """Models: cells, the shared rollout, one file per model family, and the registry."""
 
-from mimcast.models import convlstm, mim, predrnn, predrnnpp, predrnnv2  # noqa: F401 (registers)
+from mimcast.models import (  # noqa: F401 (registers)
+    cdna,
+    convlstm,
+    dfn,
+    mim,
+    predrnn,
+    predrnnpp,
+    predrnnv2,
+)
 from mimcast.models.config import ModelConfig
 from mimcast.models.factory import build_model, create_model
 from mimcast.models.registry import list_models, register_model
