@@ -125,7 +125,7 @@ class CDNAStack(RecurrentStack):
                 self.skip.append(l)
                 c_in += skips[level]
             prev = level
-        self.enc6 = nn.Sequential(
+        self.enc6 = nn.Sequential(  # the last convolution (the official code's name)
             nn.Conv2d(c_in, hidden[-1], 3, padding=1),
             nn.ReLU(),
             make_norm(norm, hidden[-1], grids[0]),
@@ -165,7 +165,7 @@ class CDNAStack(RecurrentStack):
             state = self.initial_state(x)
         out = self.enc0(x) if x_gates is None else x_gates
         level_inputs = {0: out}
-        new_state, bottleneck = [], out  # (the bottom layer's output replaces it)
+        new_state, outputs = [], []
         for l, (cell, norm, st) in enumerate(zip(self.layers, self.norms, state)):
             if f"down{l}" in self.resample:
                 out = self.resample[f"down{l}"](out)
@@ -175,11 +175,10 @@ class CDNAStack(RecurrentStack):
             h, st = cell(out, st, layer_probe(probe, l))
             new_state.append(st)
             out = norm(h)
-            if l == self.bottom:
-                bottleneck = out
+            outputs.append(out)
             if l in self.skip:
                 out = torch.cat([out, level_inputs[self.levels[l]]], dim=1)
-        return CDNAFeatures(self.enc6(out), bottleneck), tuple(new_state)
+        return CDNAFeatures(self.enc6(out), outputs[self.bottom]), tuple(new_state)
 
 
 class CompositingHead(nn.Module):
