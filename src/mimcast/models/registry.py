@@ -65,7 +65,8 @@ def check_buildable(config: ModelConfig) -> None:
         )
     for f in dataclasses.fields(config):
         owner = _owner(f)
-        if owner not in (None, name) and getattr(config, f.name) != f.default:
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        if owner not in (None, name) and getattr(config, f.name) != default:
             raise ConfigError(f"model.{f.name} applies to the {owner!r} model only, not {name!r}")
 
 
