@@ -251,3 +251,14 @@ def test_frames_of_any_size_are_padded_inside_and_cropped_back(mode: str) -> Non
     assert a.shape == (2, 5, 1, 59, 61) and future.shape == (2, 5, 1, 59, 61)
     torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     assert odd.config.grid == (15, 16)
+
+
+@pytest.mark.parametrize("name", ["convlstm", "dfn", "cdna"])
+def test_one_layer_is_a_model(name: str) -> None:
+    """hidden with one entry: one ConvLSTM; a DFN whose only convolutions are the state's; a
+    CDNA with one ConvLSTM at one level (MIM and PredRNN++ need two layers)."""
+    model = tiny(name, hidden=(5,))
+    preds = model(torch.rand(2, 4, 2, 8, 12), context_len=2)
+    assert preds.shape == (2, 3, 2, 8, 12)
+    preds.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())

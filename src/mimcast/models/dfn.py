@@ -80,7 +80,7 @@ class DFNStack(RecurrentStack):
         self.recur = nn.Sequential(
             conv_block(state, state, k, norm), conv_block(state, state, k, norm)
         )
-        dec = [widths[-1]] * len(widths)
+        dec = widths[-1:] * len(widths)  # (none with one entry in hidden: the state alone)
         dec_ins = (state, *dec)
         self.decode = nn.Sequential(
             *(conv_block(a, b, k, norm) for a, b in zip(dec_ins, dec)),
