@@ -9,12 +9,13 @@ import torch
 
 import mimcast
 from mimcast.models.layers import fold_patches, unfold_patches
+from mimcast.models.registry import model_variants
 
 
 def configurations() -> list[tuple[str, dict]]:
     out = []
     for name in mimcast.list_models():
-        for variant, layer_norm in itertools.product(("paper", "openstl"), (False, True)):
+        for variant, layer_norm in itertools.product(model_variants(name), (False, True)):
             out.append((name, dict(variant=variant, layer_norm=layer_norm)))
         if name == "mim":
             for variant, (mim_n, mim_s) in itertools.product(
@@ -34,8 +35,9 @@ def tiny(name: str, **kwargs) -> mimcast.Forecaster:
 
 
 def test_registry_lists_the_paper_models() -> None:
-    names = ["convlstm", "fclstm", "mim", "predrnn", "predrnnpp", "predrnnv2", "trajgru"]
-    assert mimcast.list_models() == names
+    names = ["cdna", "convlstm", "dfn", "fclstm", "mim", "predrnn", "predrnnpp", "predrnnv2"]
+    assert mimcast.list_models() == [*names, "trajgru"]
+    assert model_variants("dfn") == model_variants("cdna") == ("paper",)  # OpenSTL has neither
 
 
 def assert_every_parameter_learns(model: mimcast.Forecaster, frames, mask) -> None:
@@ -88,8 +90,9 @@ def test_identical_calls_and_changing_batch_size(name: str) -> None:
     torch.testing.assert_close(c, model(frames, context_len=2)[1:2], rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("variant", ["paper", "openstl"])
-@pytest.mark.parametrize("name", mimcast.list_models())
+@pytest.mark.parametrize(
+    ("name", "variant"), [(n, v) for n in mimcast.list_models() for v in model_variants(n)]
+)
 def test_hidden_sizes_may_differ_per_layer(name: str, variant: str) -> None:
     model = tiny(name, hidden=(4, 7, 5), variant=variant)
     frames = torch.rand(2, 5, 2, 8, 12)
@@ -148,14 +151,22 @@ def test_patch_folding_matches_reshape_patch() -> None:
 
 
 def test_bad_arguments_give_clear_errors() -> None:
-    with pytest.raises(mimcast.ConfigError, match="unknown model 'mimo'.*convlstm, fclstm, mim"):
+    with pytest.raises(
+        mimcast.ConfigError, match="unknown model 'mimo'.*cdna, convlstm, dfn, fclstm, mim"
+    ):
         mimcast.create_model("mimo", in_channels=1, height=8, width=8)
     with pytest.raises(mimcast.ConfigError, match="pad_mode must be one of replicate"):
         mimcast.create_model("mim", in_channels=1, height=8, width=8, pad_mode="wrap")
     with pytest.raises(mimcast.ConfigError, match="variant must be one of"):
         mimcast.create_model("mim", in_channels=1, height=8, width=8, variant="tf")
-    with pytest.raises(mimcast.ConfigError, match="ablations apply to the 'mim' model only"):
+    with pytest.raises(mimcast.ConfigError, match="mim_n applies to the 'mim' model only"):
         mimcast.create_model("predrnn", in_channels=1, height=8, width=8, mim_n=False)
+    with pytest.raises(mimcast.ConfigError, match="cdna_kernels applies to the 'cdna' model only"):
+        mimcast.create_model("dfn", in_channels=1, height=8, width=8, cdna_kernels=4)
+    with pytest.raises(mimcast.ConfigError, match="dfn_filter_size must be odd"):
+        mimcast.create_model("dfn", in_channels=1, height=8, width=8, dfn_filter_size=4)
+    with pytest.raises(mimcast.ConfigError, match="'cdna' has no 'openstl' variant.*be paper"):
+        mimcast.create_model("cdna", in_channels=1, height=8, width=8, variant="openstl")
     with pytest.raises(mimcast.ConfigError, match="unexpected keyword argument 'hiden'"):
         mimcast.create_model("mim", in_channels=1, height=8, width=8, hiden=(4, 4))
     with pytest.raises(mimcast.ConfigError, match="mim needs at least 2 layers"):
@@ -253,3 +264,14 @@ def test_frames_of_any_size_are_padded_inside_and_cropped_back(mode: str) -> Non
     assert a.shape == (2, 5, 1, 59, 61) and future.shape == (2, 5, 1, 59, 61)
     torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     assert odd.config.grid == (15, 16)
+
+
+@pytest.mark.parametrize("name", ["convlstm", "dfn", "cdna"])
+def test_one_layer_is_a_model(name: str) -> None:
+    """hidden with one entry: one ConvLSTM; a DFN whose only convolutions are the state's; a
+    CDNA with one ConvLSTM at one level (MIM and PredRNN++ need two layers)."""
+    model = tiny(name, hidden=(5,))
+    preds = model(torch.rand(2, 4, 2, 8, 12), context_len=2)
+    assert preds.shape == (2, 3, 2, 8, 12)
+    preds.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())

@@ -1,7 +1,9 @@
 """Models: cells, the shared rollout, one file per model family, and the registry."""
 
 from mimcast.models import (  # noqa: F401 (registers)
+    cdna,
     convlstm,
+    dfn,
     fclstm,
     mim,
     predrnn,

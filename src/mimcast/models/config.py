@@ -50,6 +50,17 @@ class ModelConfig:
         doc="trajgru only: L, the flow fields (links) each TrajGRU layer warps its state along; "
         "one number for every level or one per level of model.hidden (the paper: 13)",
     )
+    dfn_filter_size: int = setting(
+        9,
+        low=1,
+        high=31,
+        doc="dfn only: size of the per-pixel filters it generates (odd; 9 in the paper)",
+    )
+    cdna_kernels: int = setting(
+        10, low=1, high=64,
+        doc="cdna only: number K of normalised kernels applied to the previous frame (10 in the "
+        "paper), composited with it by K + 1 masks",
+    )  # fmt: skip
     residual: bool = setting(
         False,
         doc="predict the change from the frame last read, x_{t+1} = x_t + head(h), with the "
@@ -67,10 +78,11 @@ class ModelConfig:
         validate(self, self.SECTION)
         if not self.hidden:
             raise ConfigError("model.hidden must be a non-empty list of channel counts")
-        if self.filter_size % 2 == 0:
-            raise ConfigError(
-                f"model.filter_size must be odd (same padding), got {self.filter_size}"
-            )
+        for name in ("filter_size", "dfn_filter_size"):
+            if getattr(self, name) % 2 == 0:
+                raise ConfigError(
+                    f"model.{name} must be odd (same padding), got {getattr(self, name)}"
+                )
 
     @property
     def has_frames(self) -> bool:

@@ -175,3 +175,23 @@ def layer_probe(probe, layer: int):
     if probe is None:
         return None
     return lambda name, value: probe(layer, name, value)
+
+
+def full_frame(folded: Tensor, p: int) -> Tensor:
+    """One step's folded map (B, p*p*C, h, w) -> the frame it holds (B, C, p*h, p*w), padding
+    kept: the heads that transform the frame (DFN, CDNA) work at full resolution."""
+    return unfold_patches(folded[:, None], p)[:, 0]
+
+
+def folded_frame(frame: Tensor, p: int) -> Tensor:
+    """Inverse of full_frame: (B, C, p*h, p*w) -> (B, p*p*C, h, w)."""
+    return fold_patches(frame[:, None], p)[:, 0]
+
+
+def neighbourhoods(frame: Tensor, k: int) -> Tensor:
+    """The k x k neighbourhood of every pixel: (B, C, H, W) -> (B, C, k*k, H, W), zero outside
+    the frame; tap i*k + j of pixel (y, x) is frame[..., y + i - k//2, x + j - k//2] (a
+    cross-correlation's order, as DFN's and CDNA's filters are applied)."""
+    b, c, h, w = frame.shape
+    taps = F.unfold(frame, k, padding=k // 2)  # (B, C*k*k, H*W), channel-major
+    return taps.reshape(b, c, k * k, h, w)

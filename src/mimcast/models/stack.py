@@ -57,8 +57,9 @@ class RecurrentStack(nn.Module, abc.ABC):
 
     @property
     def input_conv(self) -> nn.Module:
-        """The first layer's input convolution: the rollout may run it beforehand, batched over
-        the steps whose input is known, and pass its output to forward as `x_gates`."""
+        """The first layer's input convolution (or whatever part of a step reads x alone): the
+        rollout may run it beforehand, batched over the steps whose input is known, and pass
+        its output to forward as `x_gates`."""
         return self.layers[0].conv_x
 
     @abc.abstractmethod
@@ -76,7 +77,8 @@ class RecurrentStack(nn.Module, abc.ABC):
     ) -> tuple[Tensor, StackState]:
         """One step: folded frame x (B, C', h, w) and the state (None at the first step) ->
         (top hidden state (B, out_channels, h, w), new state). `x_gates` is input_conv(x)
-        when the rollout computed it beforehand."""
+        when the rollout computed it beforehand. (Only the stack's own head reads the first
+        output: a family with its own head may return more than one tensor, as CDNA does.)"""
 
 
 class ConvHead(nn.Conv2d):
