@@ -104,3 +104,26 @@ def test_bad_video_input(tmp_path) -> None:
             build_dataset("video", "train", root=root)
     with pytest.raises(DataError, match="video: option channels must be one of 1, 3, got 2"):
         build_dataset("video", "train", root=short, channels=2)
+
+
+def test_short_clips_get_one_val_and_test_window_long_ones_their_fractions() -> None:
+    from mimcast.data.base import split_bounds
+    from mimcast.data.video import time_bounds
+
+    assert time_bounds(68, (0.8, 0.1, 0.1), 20, "c") == {
+        "train": (0, 28), "val": (28, 48), "test": (48, 68)
+    }  # fmt: skip
+    for n in (200, 795):  # windows fit in every part already: the fractions as they are
+        assert time_bounds(n, (0.8, 0.1, 0.1), 20, "c") == split_bounds(n, (0.8, 0.1, 0.1), "c")
+    short = time_bounds(50, (0.8, 0.1, 0.1), 20, "c")  # test grows; val cannot: train keeps 20
+    assert short == {"train": (0, 25), "val": (25, 30), "test": (30, 50)}
+    assert time_bounds(68, (0.8, 0.2, 0.0), 20, "c")["test"] == (68, 68)  # no test asked for
+
+
+def test_max_size_brings_large_frames_down_and_leaves_small_ones(tmp_path) -> None:
+    frames = (np.random.default_rng(0).random((12, 1, 30, 80)) * 255).astype(np.uint8)
+    write_video(tmp_path / "clip.avi", frames, fps=4)
+    opts = dict(root=tmp_path / "clip.avi", seq_len=4, context_len=2, cache_dir=tmp_path / "c")
+    assert build_dataset("video", "train", max_size=64, **opts).frame_shape == (1, 30, 64)
+    assert build_dataset("video", "train", max_size=100, **opts).frame_shape == (1, 30, 80)
+    assert build_dataset("video", "train", max_size=64, size=16, **opts).frame_shape == (1, 16, 16)

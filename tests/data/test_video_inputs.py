@@ -34,7 +34,7 @@ def gray16(n: int = 7, h: int = 6, w: int = 8) -> np.ndarray:
 
 
 def info(capsys, root: Path, *sets: str) -> tuple[int, str, str]:
-    sets = ("data.options.seq_len=3", "data.options.context_len=1", *sets)
+    sets = ("data.options.seq_len=3", "data.options.context_len=1", "data.options.stride=3", *sets)
     return run_cli(capsys, "data", "info", "--data", "video", "--data-root", root, "--set", *sets)
 
 

@@ -99,3 +99,23 @@ def test_numbers_with_an_exponent_and_no_dot_are_numbers(tmp_path) -> None:
     assert (cfg.train.lr, cfg.train.sampling.eta_decay) == (5e-4, 2e-5)
     with pytest.raises(ConfigError, match="train.steps must be an integer"):
         resolve_config("quick", None, parse_set(["train.steps=1e3"]))
+
+
+def test_a_data_kind_brings_its_run_defaults_and_drops_the_presets_data_options() -> None:
+    from mimcast.data.video import VideoDataset
+
+    video = resolve_config(overrides={"data": {"name": "video", "root": "clip.mp4"}})
+    assert video.data.options == VideoDataset.run_defaults["data"]["options"]  # no MNIST
+    assert video.model.residual is True
+    assert video.model.hidden == (32, 32, 32, 32)  # the rest of the preset holds
+    mnist = resolve_config()
+    assert mnist.data.options == {"seq_len": 20, "context_len": 10}
+    assert mnist.model.residual is False  # the paper's presets are unchanged
+    told = resolve_config(
+        overrides={
+            "data": {"name": "video", "options": {"max_size": 32}},
+            "model": {"residual": False},
+        }
+    )
+    assert told.data.options["max_size"] == 32 and told.model.residual is False  # flags win
+    assert told.data.options["stride"] == 2

@@ -15,7 +15,7 @@ import typing
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -112,6 +112,9 @@ class SequenceDataset(Dataset):
     source: str = ""
     note: str = ""
     split_rule: str = ""  # how the data set's splits are made (mimcast data info)
+    # Run-config sections this kind of data trains with unless the user says otherwise (above
+    # the preset, below a config file and flags), printed at the start of training.
+    run_defaults: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Every data set's options are checked against their annotations, whichever way it is

@@ -90,6 +90,12 @@ def option_hints(name: str) -> dict[str, Any]:
     return hints
 
 
+def dataset_class(name: str) -> type[SequenceDataset]:
+    """The SequenceDataset class behind dataset `name` (its options, its run defaults)."""
+    factory = _get(name)
+    return getattr(factory, "__wrapped_cls__", SequenceDataset)
+
+
 def _get(name: str) -> Factory:
     if name not in _REGISTRY:
         raise DataError(f"unknown dataset {name!r}; valid: {', '.join(list_datasets())}")

@@ -3,15 +3,17 @@
 PATH is a video file (.mp4, .avi, .mov, .mkv, .gif, decoded with PyAV), a folder of such
 files (each a clip), a folder of numbered image frames (PNG/JPG/TIFF, 8 or 16 bits: one clip),
 or a folder of such frame folders (each a clip). Frames become `channels` 1 (luma) or 3 (RGB),
-of `size` (H, W) by "resize" (stretched) or "crop" (scaled to cover, then centre-cropped), every
-`frame_stride`-th frame kept. Each clip is decoded once into a uint8 memory-mapped cache
+of `size` (H, W) by "resize" (stretched) or "crop" (scaled to cover, then centre-cropped) or,
+without `size`, of their own size with each side at most `max_size`; every `frame_stride`-th
+frame kept. Each clip is decoded once into a uint8 memory-mapped cache
 (`cache_dir`, default $MIMCAST_CACHE or ~/.cache/mimcast), keyed on the clip's files (names,
 sizes, modification times) and the options, so long videos stream from disk instead of filling
 memory, and later runs start at once. Every clip is checked readable before any is cached.
 
 Splits: by file when there are at least three clips (in sorted order, by `fractions`, each
 split of a non-zero fraction given one clip at least: 3 clips 1/1/1, 5 clips 3/1/1), else by
-time within each clip (the first part train, then val, the last part test); windows of
+time within each clip (the first part train, then val, the last part test; a part too short
+for one window is grown to one, `time_bounds`); windows of
 `seq_len` frames every `stride` frames never cross a cut. Model units: intensity in [0, 1].
 The options' types and bounds are the annotations of `VideoDataset.__init__`.
 """
@@ -76,6 +78,13 @@ def find_clips(root: Path) -> list[Path]:
     if not folders:
         raise DataError(f"{root}: no video files and no image frames in it")
     return folders
+
+
+def _capped(shape: tuple[int, int], max_size: int | None) -> tuple[int, int] | None:
+    """The frame size with each side at most max_size (None: the frames' own)."""
+    if max_size is None or max(shape) <= max_size:
+        return None
+    return min(shape[0], max_size), min(shape[1], max_size)
 
 
 def _fit(frame: np.ndarray, size: tuple[int, int] | None, fit: str) -> np.ndarray:
@@ -159,9 +168,16 @@ def _video_frames(path: Path) -> Iterator[np.ndarray]:
 
 
 def read_frames(
-    path: Path, *, size: tuple[int, int] | None, fit: str, channels: int, frame_stride: int = 1
+    path: Path,
+    *,
+    size: tuple[int, int] | None,
+    fit: str,
+    channels: int,
+    frame_stride: int = 1,
+    max_size: int | None = None,
 ) -> np.ndarray:
-    """All kept frames of a clip as uint8 (N, C, H, W); one line for anything wrong."""
+    """All kept frames of a clip as uint8 (N, C, H, W); one line for anything wrong. Without
+    `size`, a side longer than `max_size` is brought down to it (by `fit`)."""
     if path.is_dir() and not _images(path):
         raise DataError(f"{path}: no image frames ({', '.join(sorted(IMAGE_EXT))}) in it")
     out, first_shape = [], None
@@ -174,7 +190,8 @@ def read_frames(
             )
         if k % frame_stride:
             continue
-        out.append(_color(_fit(frame, size, fit), channels).transpose(2, 0, 1))
+        target = size or _capped(first_shape, max_size)
+        out.append(_color(_fit(frame, target, fit), channels).transpose(2, 0, 1))
     if not out:
         raise DataError(f"{path}: no frames could be decoded (an empty or damaged video?)")
     return np.stack(out)
@@ -217,6 +234,15 @@ class VideoDataset(SequenceDataset):
     name = "video"
     units = PIXEL_UNITS
     normalizer = PIXEL
+    # What `mimcast train --data video` uses unless told otherwise, measured on real clips
+    # (docs/footage.md): sides of at most 64 pixels (a 2-core CPU trains those in minutes;
+    # smaller frames keep their size), windows every 2
+    # frames (a single clip gives hundreds of sequences instead of a few dozen), and a model
+    # that predicts the change from the last frame (it starts as persistence).
+    run_defaults = {
+        "data": {"options": {"max_size": 64, "stride": 2}},
+        "model": {"residual": True},
+    }
 
     def __init__(
         self,
@@ -226,6 +252,7 @@ class VideoDataset(SequenceDataset):
         seq_len: int = 20,
         context_len: int = 10,
         size: Annotated[Sequence[int] | int | None, Rule(low=1, high=MAX_SIDE)] = None,
+        max_size: Annotated[int | None, Rule(low=1, high=MAX_SIDE)] = None,
         fit: Annotated[str, Rule(choices=FITS)] = "resize",
         channels: Annotated[int, Rule(choices=(1, 3))] = 1,
         frame_stride: Annotated[int, Rule(low=1)] = 1,
@@ -239,7 +266,7 @@ class VideoDataset(SequenceDataset):
         self.seq_len, self.context_len = check_lengths(seq_len, context_len, self.name)
         self.root = require_path(root, self.name)
         self.source = str(self.root)
-        self.size = _size(size)
+        self.size, self.max_size = _size(size), max_size
         self.fit, self.channels, self.frame_stride = fit, channels, frame_stride
         self.stride = stride if stride is not None else self.seq_len
         clips = find_clips(self.root)
@@ -258,15 +285,16 @@ class VideoDataset(SequenceDataset):
     def _cached(self, clip: Path, files: list[list], folder: Path) -> np.ndarray:
         """The clip's kept frames, decoded once into a uint8 memmap (reused while the clip's
         files (`clip_files`) and the decoding options are the same)."""
-        key = json.dumps([str(clip.resolve()), files, self.size, self.fit, self.channels,
-                          self.frame_stride])  # fmt: skip
+        key = json.dumps([str(clip.resolve()), files, self.size, self.max_size, self.fit,
+                          self.channels, self.frame_stride])  # fmt: skip
         path = folder / f"video-{hashlib.sha1(key.encode()).hexdigest()[:20]}.npy"
         if path.is_file():
             try:
                 return np.load(path, mmap_mode="r")
             except (ValueError, OSError):
                 pass  # a damaged cache file of ours: decoded again below
-        frames = read_frames(clip, size=self.size, fit=self.fit, channels=self.channels,
+        frames = read_frames(clip, size=self.size, max_size=self.max_size, fit=self.fit,
+                             channels=self.channels,
                              frame_stride=self.frame_stride)  # fmt: skip
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -287,7 +315,7 @@ class VideoDataset(SequenceDataset):
                                f"({counts} of {len(clips)})")  # fmt: skip
         else:
             for k, frames in enumerate(self.caches):
-                a, b = split_bounds(len(frames), fractions, str(clips[k]))[self.split]
+                a, b = time_bounds(len(frames), fractions, self.seq_len, str(clips[k]))[self.split]
                 rows += [(k, int(s)) for s in window_starts(a, b, self.seq_len, self.stride)]
             self.split_rule = (
                 f"by time: the first {fractions[0]:g} of each clip train, then "
@@ -321,6 +349,27 @@ def _size(size: Sequence[int] | int | None) -> tuple[int, int] | None:
     if len(values) != 2:
         raise DataError(f"video: option size must be H or [H, W], got {size!r}")
     return values[0], values[1]
+
+
+def time_bounds(
+    n: int, fractions: Sequence[float], seq_len: int, where: str
+) -> dict[str, tuple[int, int]]:
+    """[start, stop) of train/val/test within a clip of `n` frames: `split_bounds`, then val
+    and test (of a non-zero fraction) each grown to one window of `seq_len` frames where their
+    fraction holds none, taken from the end of train while train keeps a window (a 68-frame
+    clip, seq_len 20: 28/20/20 instead of 54/7/7, which would hold no val or test window).
+    Growing only where a part would be empty keeps every clip long enough as it was. (The
+    parts are sized with this split's seq_len: eval_options.seq_len more than twice the
+    training one on a clip this short could make the test part reach into training frames.)"""
+    bounds = split_bounds(n, fractions, where)
+    lengths = [b - a for a, b in bounds.values()]
+    for k in (2, 1):  # test first: it is the part the user reads
+        need = seq_len - lengths[k]
+        if float(fractions[k]) > 0 and need > 0 and lengths[0] - need >= seq_len:
+            lengths[0] -= need
+            lengths[k] = seq_len
+    a, b = lengths[0], lengths[0] + lengths[1]
+    return {"train": (0, a), "val": (a, b), "test": (b, b + lengths[2])}
 
 
 def file_bounds(n: int, fractions: Sequence[float], where: str) -> dict[str, tuple[int, int]]:

@@ -22,7 +22,7 @@ from mimcast.models import build_model
 from mimcast.runs.datasets import build_splits
 from mimcast.runs.rundir import RunDir
 from mimcast.training import distributed as dist_utils
-from mimcast.training.config import RunConfig
+from mimcast.training.config import RunConfig, data_run_defaults
 from mimcast.training.trainer import Trainer, TrainState
 from mimcast.training.validation import frame_mse
 
@@ -138,6 +138,13 @@ def _fit(
         f"sequences, {t.steps} steps of {t.batch_size}, precision {t.precision}, device "
         f"{trainer.device}"
     )
+    kind_defaults = _dotted(data_run_defaults(cfg.data.name))
+    if kind_defaults:
+        log(
+            f"{cfg.data.name} data trains with its own defaults (a config file or --set "
+            f"overrides them): {', '.join(f'{k}={v}' for k, v in kind_defaults.items())}; "
+            f"split {getattr(trainer.train_set, 'split_rule', '') or 'of the data set'}"
+        )
     started = time.perf_counter()
     state = trainer.fit()
     took = f"({time.perf_counter() - started:.0f} s)"
@@ -149,6 +156,17 @@ def _fit(
     else:
         log(f"done: step {state.step}, no validation yet {took}")
     return state
+
+
+def _dotted(sections: dict, prefix: str = "") -> dict[str, object]:
+    """{"model": {"residual": True}} -> {"model.residual": True}."""
+    out: dict[str, object] = {}
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _drop_previous(run: RunDir, log: Callable[[str], None]) -> None:

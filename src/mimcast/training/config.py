@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 
 import yaml
 
-from mimcast.errors import ConfigError
+from mimcast.data.registry import dataset_class
+from mimcast.errors import ConfigError, DataError
 from mimcast.evaluation.baselines import CHOICES as BASELINE_CHOICES
 from mimcast.models import ModelConfig
 from mimcast.models.config import FRAME_FIELDS
@@ -185,14 +186,46 @@ def resolve_config(
     file: str | Path | None = None,
     overrides: dict | None = None,
 ) -> RunConfig:
-    """Apply defaults < preset < file < overrides and validate every key, type and range."""
+    """Apply defaults < preset < the data kind's run defaults < file < overrides and validate
+    every key, type and range.
+
+    A preset's data options are those of its own data set (the quick preset's are Moving
+    MNIST's): for other data (`--data video`) they are dropped, so the data set's own defaults
+    hold, and the data set's `run_defaults` (video: a residual model) come in above the preset.
+    """
     merged = RunConfig().to_dict()
+    layers = [read_config_file(file) if file else None, overrides]
+    for layer in layers:
+        if layer:
+            config_from_dict(merge(RunConfig().to_dict(), layer))  # name its bad keys first
+    named = [layer["data"]["name"] for layer in layers if layer and "name" in layer.get("data", {})]
+    data_name = named[-1] if named else None
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
-        merged = merge(merged, PRESETS[preset])
-    for layer in (read_config_file(file) if file else None, overrides):
+        merged = merge(merged, _preset_for(PRESETS[preset], data_name))
+    for layer in [data_run_defaults(data_name or merged["data"]["name"]), *layers]:
         if layer:
-            config_from_dict(merge(RunConfig().to_dict(), layer))  # name its bad keys first
             merged = merge(merged, layer)
     return config_from_dict(merged)
+
+
+def _preset_for(preset: dict, data_name: str | None) -> dict:
+    """The preset without its data options when the run is on another data set than its own."""
+    own = preset.get("data", {}).get("name", RunConfig().data.name)
+    if data_name is None or data_name == own:
+        return preset
+    data = {k: v for k, v in preset.get("data", {}).items() if k not in DATA_OPTION_KEYS}
+    return {**preset, "data": data}
+
+
+DATA_OPTION_KEYS = ("options", "eval_options")
+
+
+def data_run_defaults(name: str) -> dict:
+    """The run defaults a data set declares for itself (`SequenceDataset.run_defaults`), {} for
+    an unknown name (refused later, with the list of data sets)."""
+    try:
+        return dataset_class(name).run_defaults
+    except DataError:
+        return {}
