@@ -7,34 +7,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file, save_file
 
 import mimcast
 from tests.helpers import assert_one_line_error, listing, run_cli
-from tests.tiny import tiny_sets
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("hub") / "run"
-    assert (
-        mimcast.cli.main(["train", "--run-dir", str(run), "--steps", "2", "--set", *tiny_sets()])
-        == 0
-    )
-    return run
-
-
-@pytest.fixture(scope="module")
-def exported(run, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("export") / "tiny-mim"
-    assert (
-        mimcast.cli.main(["export", "--run-dir", str(run), "--format", "hub", "--output", str(out)])
-        == 0
-    )
-    return out
 
 
 def test_save_pretrained_from_pretrained_gives_identical_predictions(run, tmp_path) -> None:

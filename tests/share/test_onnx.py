@@ -51,7 +51,8 @@ def test_export_from_a_run_in_model_units_and_bad_requests(tmp_path, capsys) -> 
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
     for extra, message in (
         (["--context", 3], "needs --context N and --horizon K"),
-        (["--context", 0, "--horizon", 2], "--context must be a positive number"),
+        (["--context", 0, "--horizon", 2], "--context must be in [1, 1000] frames, got 0"),
+        (["--context", 100000, "--horizon", 2], "--context must be in [1, 1000] frames"),
         (["--context", 3, "--horizon", 2, "--output", tmp_path / "m.txt"], "must end in .onnx"),
         (["--context", 3, "--horizon", 2], "exists: pass --overwrite"),
     ):
