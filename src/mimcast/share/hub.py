@@ -2,12 +2,12 @@
 README model card, written and read through huggingface_hub (a local folder or a Hub id).
 
     config.json        {"model_config": ModelConfig, "data": DataSpec} (frame shape, value
-                       range, units: what predictions in the data's own units need)
+                       range, units: what predictions in the data's own units need; and
+                       video_fit, crop or resize, for a model trained on videos)
     model.safetensors  the weights (a run's best checkpoint: its moving average when it has one)
     README.md          the model card: the model, the data, the training config, test metrics
 
-config.json's data also says how a model trained on videos fitted their frames (video_fit:
-crop or resize), so that `predict --model` fits a video context as the run's own predict does.
+`predict --model` fits a video context by video_fit, as the run's own predict does.
 
 Loading is strict: only safetensors (nothing is unpickled), config.json's values must be ones
 mimcast writes (hub_config.py), every tensor must fit the model by name and shape (read from

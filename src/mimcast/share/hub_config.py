@@ -51,9 +51,9 @@ def read_hub_config(folder: Path) -> dict:
     return {"model_config": model, "data": config.get("data")}
 
 
-def check_data(data: Any, model: ModelConfig, path: Path) -> DataSpec:
-    """The `data` section of config.json as a DataSpec, refused (one line) when a value is one
-    mimcast would not have written or contradicts the model."""
+def check_data(data: Any, model: ModelConfig, path: Path) -> None:
+    """The `data` section of config.json, refused (one line) when a value is one mimcast would
+    not have written or contradicts the model."""
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: data must be a JSON object, got {type(data).__name__}")
     spec = DataSpec.from_dict(data, f"{path} (data)")
@@ -65,7 +65,6 @@ def check_data(data: Any, model: ModelConfig, path: Path) -> DataSpec:
     for key, value in data.items():  # what the spec made of a value is what was written
         if value != written[key]:  # (no 1.7 read as 1 frame, no "0" as 0.0)
             raise CheckpointError(f"{path}: data.{key} = {json.dumps(value)} is not a valid value")
-    return spec
 
 
 def _check_values(spec: DataSpec, fit: Any, model: ModelConfig, path: Path) -> None:
