@@ -137,6 +137,7 @@ def test_a_video_run_with_fit_crop_forecasts_the_same_through_its_export(tmp_pat
                            "--output", tmp_path / "hub")  # fmt: skip
     assert code == 0, err
     assert json.loads((tmp_path / "hub" / "config.json").read_text())["data"]["video_fit"] == "crop"
+    assert "fits a video's frames by crop" in (tmp_path / "hub" / "README.md").read_text()
     outs = {}
     for source in (["--run-dir", tmp_path / "run"], ["--model", tmp_path / "hub"]):
         out = tmp_path / f"p{len(outs)}.npy"

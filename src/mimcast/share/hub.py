@@ -98,8 +98,10 @@ def model_card(run: RunDir, model: Forecaster, step: int, folder: Path) -> str:
         "",
         f"Data: units `{d.get('units')}`; model units = (data - offset) / scale with scale "
         f"{d.get('units_scale')}, offset {d.get('units_offset')}; value range (model units) "
-        f"{d.get('value_range')}. `mimcast predict --model FOLDER` takes data units.",
-    ]
+        f"{d.get('value_range')}. `mimcast predict --model FOLDER` takes data units"
+        + (f"; it fits a video's frames by {d[VIDEO_FIT]}, as in training." if VIDEO_FIT in d
+           else "."),
+    ]  # fmt: skip
     lines += _metrics_lines(run, cfg.eval.split)
     config = yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip()
     return "\n".join([*lines, "", "## Training config", "", "```yaml", config, "```", ""])
