@@ -69,6 +69,14 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
 
 
+def new_file_mode() -> int:
+    """The permissions open() gives a new file under this process's umask (0o666 & ~umask),
+    for files a library writes 0600 whatever the umask (safetensors)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_durably(path: Path, data: bytes) -> None:
     """Write `data` to `path` and fsync it (no rename)."""
     with open(path, "wb") as f:

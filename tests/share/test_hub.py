@@ -3,38 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file, save_file
 
 import mimcast
+from mimcast.data.video import write_video
 from tests.helpers import assert_one_line_error, listing, run_cli
 from tests.tiny import tiny_sets
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("hub") / "run"
-    assert (
-        mimcast.cli.main(["train", "--run-dir", str(run), "--steps", "2", "--set", *tiny_sets()])
-        == 0
-    )
-    return run
-
-
-@pytest.fixture(scope="module")
-def exported(run, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("export") / "tiny-mim"
-    assert (
-        mimcast.cli.main(["export", "--run-dir", str(run), "--format", "hub", "--output", str(out)])
-        == 0
-    )
-    return out
 
 
 def test_save_pretrained_from_pretrained_gives_identical_predictions(run, tmp_path) -> None:
@@ -136,3 +118,44 @@ def test_export_refuses_to_replace_what_it_did_not_write(run, exported, tmp_path
                                "--output", out, *flags)  # fmt: skip
         assert_one_line_error(code, err, message)
         assert listing(out) == before
+
+
+def test_a_video_run_with_fit_crop_forecasts_the_same_through_its_export(tmp_path, capsys):
+    """Non-square clips cropped to 16x16 in training: the export carries the fit, and
+    `predict --model` crops a video context as `--run-dir` does (resizing would differ)."""
+    yy, xx = np.mgrid[:20, :36]
+    frames = [128 + 100 * np.sin((xx + 0.5 * yy + 2 * k) / 3.0) for k in range(80)]
+    clip = tmp_path / "wide.mp4"
+    write_video(clip, np.stack(frames).astype(np.uint8)[:, None], fps=8)
+    video = {"seq_len": 6, "context_len": 3, "size": [16, 16], "fit": "crop"}
+    sets = [s for s in tiny_sets() if not s.startswith("data.")]  # the tiny model and training
+    sets += [f"data.options.{k}={json.dumps(v)}" for k, v in video.items()]
+    code, _, err = run_cli(capsys, "train", "--run-dir", tmp_path / "run", "--data", "video",
+                           "--data-root", clip, "--steps", 2, "--set", *sets)  # fmt: skip
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "export", "--run-dir", tmp_path / "run", "--format", "hub",
+                           "--output", tmp_path / "hub")  # fmt: skip
+    assert code == 0, err
+    assert json.loads((tmp_path / "hub" / "config.json").read_text())["data"]["video_fit"] == "crop"
+    assert "fits a video's frames by crop" in (tmp_path / "hub" / "README.md").read_text()
+    outs = {}
+    for source in (["--run-dir", tmp_path / "run"], ["--model", tmp_path / "hub"]):
+        out = tmp_path / f"p{len(outs)}.npy"
+        code, _, err = run_cli(capsys, "predict", *source, "--input", clip, "--horizon", 3,
+                               "--output", out)  # fmt: skip
+        assert code == 0, err
+        outs[source[0]] = np.load(out)
+    np.testing.assert_array_equal(outs["--run-dir"], outs["--model"])
+
+
+def test_the_weights_file_has_the_mode_of_the_others_under_the_umask(run, tmp_path, capsys):
+    old = os.umask(0o022)
+    try:
+        code, _, err = run_cli(capsys, "export", "--run-dir", run, "--format", "hub", "--output",
+                               tmp_path / "m")  # fmt: skip
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "m").iterdir()}
+    assert modes == dict.fromkeys(["README.md", "config.json", "model.safetensors"], 0o644)
+    assert stat.S_IMODE((tmp_path / "m").stat().st_mode) == 0o755

@@ -10,8 +10,7 @@ import torch
 import mimcast
 from mimcast.data import DataSpec
 from mimcast.share.onnx_export import export_graph
-from tests.helpers import assert_one_line_error, run_cli
-from tests.tiny import tiny_sets
+from tests.helpers import assert_one_line_error, listing, run_cli
 
 TOL = 255 * 1e-4  # float32 through an unrolled free-running loop: 1e-4 of the 0-255 range
 SPEC = DataSpec(frame_shape=(2, 8, 12), value_range=(0.0, 1.0), units="pixels", scale=(255.0,),
@@ -34,10 +33,7 @@ def test_every_model_exports_and_matches_pytorch(name, tmp_path) -> None:
         np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=TOL)
 
 
-def test_export_from_a_run_in_model_units_and_bad_requests(tmp_path, capsys) -> None:
-    run = tmp_path / "run"
-    assert mimcast.cli.main(["train", "--run-dir", str(run), "--steps", "2", "--set",
-                             *tiny_sets()]) == 0  # fmt: skip
+def test_export_from_a_run_in_model_units_and_bad_requests(run, tmp_path, capsys) -> None:
     out = tmp_path / "m.onnx"
     args = ["export", "--run-dir", run, "--format", "onnx", "--output", out, "--context", 3,
             "--horizon", 5, "--units", "model"]  # fmt: skip
@@ -49,15 +45,20 @@ def test_export_from_a_run_in_model_units_and_bad_requests(tmp_path, capsys) -> 
     got = session.run(None, {"context": context})[0]
     want = mimcast.load_model(run).predict(torch.from_numpy(context), 5).clamp(0, 1).numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
-    for extra, message in (
-        (["--context", 3], "needs --context N and --horizon K"),
-        (["--context", 0, "--horizon", 2], "--context must be a positive number"),
-        (["--context", 3, "--horizon", 2, "--output", tmp_path / "m.txt"], "must end in .onnx"),
-        (["--context", 3, "--horizon", 2], "exists: pass --overwrite"),
+    new = tmp_path / "new.onnx"  # a free name: only the request itself is refused
+    before = listing(tmp_path)
+    for output, extra, message in (
+        (new, ["--context", 3], "needs --context N and --horizon K"),
+        (new, ["--context", 0, "--horizon", 2], "--context must be in [1, 1000] frames, got 0"),
+        (new, ["--context", 100000, "--horizon", 2], "--context must be in [1, 1000] frames"),
+        (new, ["--context", 3, "--horizon", 1001], "--horizon must be in [1, 1000], got 1001"),
+        (tmp_path / "m.txt", ["--context", 3, "--horizon", 2], "must end in .onnx"),
+        (out, ["--context", 3, "--horizon", 2], "exists: pass --overwrite"),
     ):
-        args = ["export", "--run-dir", run, "--format", "onnx", "--output", out, *extra]
+        args = ["export", "--run-dir", run, "--format", "onnx", "--output", output, *extra]
         code, _, err = run_cli(capsys, *args)
         assert_one_line_error(code, err, message)
+        assert listing(tmp_path) == before, extra
 
 
 def test_a_missing_exporter_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch) -> None:

@@ -72,7 +72,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
-    from mimcast.runs.predict import PredictRequest, predict_run, predict_with
+    from mimcast.runs.predict import PredictRequest, predict_run
 
     request = PredictRequest(
         input_path=a.input,
@@ -90,15 +90,10 @@ def cmd_predict(a: argparse.Namespace) -> int:
     elif a.run_dir is not None:
         out = predict_run(a.run_dir, request, which=a.checkpoint, device=a.device)
     else:
-        from mimcast.data import DataSpec
-        from mimcast.share.hub import from_pretrained
+        from mimcast.share.hub import predict_hub
         from mimcast.training.distributed import init_from_env
 
-        request.check()  # before a download
-        model = from_pretrained(a.model, device=init_from_env(a.device))
-        if model.data is None:
-            raise ConfigError(f"--model {a.model}: its config.json has no data spec (units)")
-        out = predict_with(model, DataSpec.from_dict(model.data, a.model), request)
+        out = predict_hub(a.model, request, device=init_from_env(a.device))
     pictures = [str(f) for f in (a.gif, a.png) if f is not None]
     also = f" (and {', '.join(pictures)})" if pictures else ""
     print(f"wrote {a.output}{also}: a forecast shaped {tuple(out.shape)}")

@@ -23,7 +23,7 @@ from mimcast.models.config import ModelConfig
 from mimcast.models.layers import PatchLayout
 from mimcast.models.registry import build_stack
 from mimcast.models.stack import AuxTerms
-from mimcast.models.weights import load_weights
+from mimcast.models.weights import check_weights_file, load_weights
 
 # probe(t, layer, name, value): receives gate activations when passed to forward (Figure 7).
 GateProbe = Callable[[int, int, str, Tensor], None]
@@ -97,7 +97,9 @@ class Forecaster(
         **model_kwargs: Any,
     ) -> Forecaster:
         """huggingface_hub's loading step, made strict: only model.safetensors (never a
-        pickle), and every tensor must fit by name and shape (one-line CheckpointError)."""
+        pickle), and every tensor must fit by name and shape, checked on the file's header
+        against the model built on the meta device before the real one is (a config edited to
+        a huge model is refused at once), and hold finite values (one-line CheckpointError)."""
         from huggingface_hub import constants, hf_hub_download
         from safetensors.torch import load_file
 
@@ -109,11 +111,13 @@ class Forecaster(
                 model_id, name, revision=revision, cache_dir=cache_dir,
                 force_download=force_download, local_files_only=local_files_only, token=token,
             ))  # fmt: skip
-        model = cls(**model_kwargs)
+        with torch.device("meta"):  # shapes only, no memory
+            check_weights_file(path, cls(**model_kwargs))
         try:
             state = load_file(str(path), device=map_location)
         except Exception as e:  # noqa: BLE001 - safetensors raises several kinds on bad files
             raise CheckpointError(f"cannot read {path}: {e}") from e
+        model = cls(**model_kwargs)
         load_weights(model, state, str(path))
         return model.eval()
 

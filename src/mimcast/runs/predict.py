@@ -24,6 +24,7 @@ from mimcast.runs import formats
 from mimcast.runs.rundir import RunDir
 from mimcast.training import distributed as dist_utils
 from mimcast.training.checkpoint import load_checkpoint, model_from_checkpoint
+from mimcast.training.config import RunConfig
 
 MAX_HORIZON = 1000  # free-running forecasts have long lost the data by then
 OUTPUTS = {"output": formats.OUTPUT_EXT, "gif": (".gif",), "png": (".png",)}
@@ -221,6 +222,14 @@ class PredictRequest:
         check_outputs(self.outputs, Path(self.input_path), self.overwrite)
 
 
+def trained_video_fit(cfg: RunConfig) -> str | None:
+    """How a run on videos fitted their frames to the model's (resize or crop); None for a run
+    on other data."""
+    if cfg.data.name != "video":
+        return None
+    return cfg.data.options.get("fit", PredictRequest.video_fit)
+
+
 def predict_run(
     run_dir: str | Path,
     request: PredictRequest,
@@ -234,9 +243,9 @@ def predict_run(
     request.check()
     run = RunDir(run_dir)
     run.require_run()
-    spec, cfg = run.read_data_spec(), run.read_config()
-    if cfg.data.name == "video":  # contexts from videos are fitted as the training clips were
-        request = replace(request, video_fit=cfg.data.options.get("fit", request.video_fit))
+    spec, fit = run.read_data_spec(), trained_video_fit(run.read_config())
+    if fit is not None:  # contexts from videos are fitted as the training clips were
+        request = replace(request, video_fit=fit)
     model, _ = load_run_model(run, which, dist_utils.init_from_env(device))
     return predict_with(model, spec, request, log)
 

@@ -2,12 +2,16 @@
 README model card, written and read through huggingface_hub (a local folder or a Hub id).
 
     config.json        {"model_config": ModelConfig, "data": DataSpec} (frame shape, value
-                       range, units: what predictions in the data's own units need)
+                       range, units: what predictions in the data's own units need; and
+                       video_fit, crop or resize, for a model trained on videos)
     model.safetensors  the weights (a run's best checkpoint: its moving average when it has one)
     README.md          the model card: the model, the data, the training config, test metrics
 
-Loading is strict: only safetensors (nothing is unpickled), config.json may hold no unknown key,
-and every tensor must fit the model by name and shape; a bad folder or file is one line.
+`predict --model` fits a video context by video_fit, as the run's own predict does.
+
+Loading is strict: only safetensors (nothing is unpickled), config.json's values must be ones
+mimcast writes (hub_config.py), every tensor must fit the model by name and shape (read from
+the file's header before the model is built) and be finite; a bad folder or file is one line.
 """
 
 from __future__ import annotations
@@ -16,20 +20,20 @@ import json
 import os
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from mimcast.data import DataSpec
 from mimcast.errors import CheckpointError, ConfigError, MimcastError, StorageError
-from mimcast.fs import storage_error
-from mimcast.models import Forecaster, ModelConfig
-from mimcast.runs.predict import load_run_model
+from mimcast.fs import new_file_mode, storage_error
+from mimcast.models import Forecaster
+from mimcast.runs.predict import PredictRequest, load_run_model, predict_with, trained_video_fit
 from mimcast.runs.rundir import RunDir
+from mimcast.share.hub_config import FILES, VIDEO_FIT, WEIGHTS, read_hub_config
 
-CONFIG, WEIGHTS, CARD = "config.json", "model.safetensors", "README.md"
-FILES = (CONFIG, WEIGHTS, CARD)
-KEYS = ("model_config", "data")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
@@ -62,6 +66,7 @@ def save_hub_folder(model: Forecaster, folder: Path, *, card: str, overwrite: bo
     stage = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     try:
         model.save_pretrained(stage, config=hub_config(model), model_card_kwargs={"text": card})
+        os.chmod(stage / WEIGHTS, new_file_mode())  # safetensors writes 0600, whatever the umask
         if folder.exists():
             for name in FILES:
                 (folder / name).unlink(missing_ok=True)
@@ -93,8 +98,10 @@ def model_card(run: RunDir, model: Forecaster, step: int, folder: Path) -> str:
         "",
         f"Data: units `{d.get('units')}`; model units = (data - offset) / scale with scale "
         f"{d.get('units_scale')}, offset {d.get('units_offset')}; value range (model units) "
-        f"{d.get('value_range')}. `mimcast predict --model FOLDER` takes data units.",
-    ]
+        f"{d.get('value_range')}. `mimcast predict --model FOLDER` takes data units"
+        + (f"; it fits a video's frames by {d[VIDEO_FIT]}, as in training." if VIDEO_FIT in d
+           else "."),
+    ]  # fmt: skip
     lines += _metrics_lines(run, cfg.eval.split)
     config = yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip()
     return "\n".join([*lines, "", "## Training config", "", "```yaml", config, "```", ""])
@@ -124,7 +131,8 @@ def export_hub(
     """A run's checkpoint as a Hub folder; returns the model (with its data spec)."""
     run = RunDir(run_dir)
     model, step = load_run_model(run, which, "cpu")
-    model.data = run.read_data_spec().to_dict()
+    fit = trained_video_fit(run.read_config())
+    model.data = {**run.read_data_spec().to_dict(), **({VIDEO_FIT: fit} if fit else {})}
     card = model_card(run, model, step, Path(output))
     save_hub_folder(model, Path(output), card=card, overwrite=overwrite)
     return model
@@ -163,27 +171,6 @@ def _folder(source: str | Path, *, revision: str | None, token: str | bool | Non
         ) from e
 
 
-def read_hub_config(folder: Path) -> dict:
-    """config.json of a model folder, checked strictly."""
-    path = folder / CONFIG
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is missing or not valid JSON: {e}") from e
-    if not isinstance(config, dict) or "model_config" not in config:
-        raise CheckpointError(f"{path} is not a mimcast model config (no model_config)")
-    unknown = sorted(set(config) - set(KEYS))
-    if unknown:
-        raise CheckpointError(f"{path}: unknown key(s) {', '.join(unknown)}")
-    try:
-        model = ModelConfig.from_dict(config["model_config"])
-    except ConfigError as e:
-        raise CheckpointError(f"{path}: {e}") from e
-    if config.get("data") is not None:
-        DataSpec.from_dict(config["data"], str(path))  # validated here, kept as a dict
-    return {"model_config": model, "data": config.get("data")}
-
-
 def from_pretrained(
     source: str | Path,
     *,
@@ -203,3 +190,16 @@ def from_pretrained(
     except Exception as e:  # noqa: BLE001 - the hub's loader on a damaged folder
         raise CheckpointError(f"cannot load the model in {folder}: {e}") from e
     return model.to(device).eval()
+
+
+def predict_hub(source: str | Path, request: PredictRequest, *, device: str = "cpu") -> np.ndarray:
+    """`predict --model`: forecast with a Hub folder's model, in its data's units, a video
+    context fitted as its training videos were."""
+    request.check()  # before a download
+    model = from_pretrained(source, device=device)
+    if model.data is None:
+        raise ConfigError(f"--model {source}: its config.json has no data spec (units)")
+    fit = model.data.get(VIDEO_FIT)
+    if fit is not None:
+        request = replace(request, video_fit=fit)
+    return predict_with(model, DataSpec.from_dict(model.data, str(source)), request)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from mimcast.data import DataSpec
 from mimcast.errors import ConfigError, MimcastError
-from mimcast.fs import storage_error
+from mimcast.fs import storage_error, temp_name
 from mimcast.models import Forecaster
 from mimcast.runs.predict import MAX_HORIZON, load_run_model
 from mimcast.runs.rundir import RunDir
@@ -47,8 +47,9 @@ class ForecastGraph(nn.Module):
 
 
 def check_request(*, context: int, horizon: int, units: str) -> None:
-    if not isinstance(context, int) or context < 1:
-        raise ConfigError(f"--context must be a positive number of frames, got {context}")
+    # the graph unrolls every context step as it does every predicted one: the same cap
+    if not isinstance(context, int) or not 1 <= context <= MAX_HORIZON:
+        raise ConfigError(f"--context must be in [1, {MAX_HORIZON}] frames, got {context}")
     if not isinstance(horizon, int) or not 1 <= horizon <= MAX_HORIZON:
         raise ConfigError(f"--horizon must be in [1, {MAX_HORIZON}], got {horizon}")
     if units not in UNITS:
@@ -72,7 +73,7 @@ def export_graph(
     check_request(context=context, horizon=horizon, units=units)
     graph = ForecastGraph(model.float().eval(), spec, horizon=horizon, units=units).eval()
     example = torch.zeros(2, context, *spec.frame_shape)
-    tmp = output.with_name(f".{output.stem}.tmp-{os.getpid()}{output.suffix}")
+    tmp = temp_name(output)
     from torch.export import Dim
 
     exporter_log = logging.getLogger("torch.onnx")  # "torchvision is not installed" and such
