@@ -112,3 +112,17 @@ def test_checkpoint_of_another_shape_is_refused(tmp_path) -> None:
     pred = mimcast.create_model("predrnn", in_channels=1, height=8, width=8, hidden=(4, 4))
     with pytest.raises(CheckpointError, match="does not fit this model"):
         load_weights(pred, load_checkpoint(tmp_path).model, "x")
+
+
+def test_checkpoint_files_have_the_mode_the_umask_gives(tmp_path) -> None:
+    import os
+    import stat
+
+    model = mimcast.create_model("convlstm", in_channels=1, height=8, width=8, hidden=(4,))
+    old = os.umask(0o022)
+    try:
+        folder = save_checkpoint(tmp_path, step=1, model=model)
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    assert modes and set(modes.values()) == {0o644}, modes  # safetensors alone would give 0600

@@ -32,7 +32,13 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from mimcast.errors import CheckpointError, StorageError
-from mimcast.fs import atomic_write_json, fsync_dir, storage_error, write_durably
+from mimcast.fs import (
+    atomic_write_json,
+    fsync_dir,
+    new_file_mode,
+    storage_error,
+    write_durably,
+)
 from mimcast.models import ModelConfig, build_model
 from mimcast.models.rollout import Forecaster
 from mimcast.models.weights import load_weights
@@ -176,6 +182,7 @@ def _write_step_folder(directory: Path, name: str, tensors: dict, state: dict) -
         tmp.mkdir()
         try:
             save_file(tensors, str(tmp / TENSORS))
+            os.chmod(tmp / TENSORS, new_file_mode())  # safetensors writes 0600 whatever the umask
         except Exception as e:  # noqa: BLE001 - on a full disk safetensors raises SafetensorError
             if isinstance(e, OSError):
                 raise
