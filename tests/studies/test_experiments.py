@@ -15,7 +15,7 @@ from PIL import Image
 from mimcast import cli
 from mimcast.studies.experiments import StudyRequest, run_study, study_configs
 from mimcast.studies.forget_gates import GateStats, merge_seeds, report_lines
-from mimcast.studies.report import MODELS
+from mimcast.studies.report import MODELS, SIZES
 from mimcast.studies.tables import STUDIES
 from tests.tiny import tiny_sets
 
@@ -69,7 +69,8 @@ def test_table1_two_seeds_skips_finished_and_resumes(tmp_path: Path) -> None:
     text = _check_report("table1", report, results, (0, 1))
     assert "| MIM | 1 |" in text and "| ConvLSTM | 0 |" in text
     assert "spread" in text and "| PredRNN | 0.867 | 56.8 | 126.1 |" in text
-    assert len(results["comparisons"]) == 5 and "| PredRNN++ | 1 |" in text
+    assert len(results["comparisons"]) == 9 and "| PredRNN++ | 1 |" in text
+    assert "| FC-LSTM | 0 |" in text and "| DFN | 0.726 | 89.0 | 172.8 |" in text
     assert all(
         m["spread"] in ("exceeds", "within")
         for c in results["comparisons"]
@@ -173,17 +174,21 @@ def test_gate_stats_accounting() -> None:
 
 def test_presets_give_every_model_the_same_budget() -> None:
     runs = study_configs(StudyRequest("table1", "cpu", (0, 1)))
+    table1 = ("fclstm", "convlstm", "trajgru", "cdna", "dfn", "predrnn", "predrnnpp", "mim")
     assert [(label, seed) for label, seed, _ in runs] == [
-        (label, seed) for label in ("convlstm", "predrnn", "predrnnpp", "mim") for seed in (0, 1)
+        (label, seed) for label in table1 for seed in (0, 1)
     ]
-    for _, seed, cfg in runs:
+    for label, seed, cfg in runs:
         assert cfg.train.seed == seed and cfg.train.steps == runs[0][2].train.steps
-        assert cfg.model.hidden == (32,) * 4 and cfg.model.filter_size == 3
+        assert cfg.model.filter_size == 3  # sizes: tests/studies/test_budgets.py
+        sized = SIZES.get(label, {}).get("cpu", {"hidden": [32] * 4})
+        assert cfg.model.hidden == tuple(sized["hidden"])
         assert cfg.data.name == "mmnist" and cfg.data.options["seq_len"] == 20
         assert cfg.train.sampling.eta_decay == pytest.approx(2 / cfg.train.steps)
     paper = study_configs(StudyRequest("table3", "paper", (0,)))
-    for _, _, cfg in paper:
-        assert cfg.model.hidden == (64,) * 4 and cfg.model.filter_size == 5
+    for label, _, cfg in paper:
+        sized = SIZES.get(label, {}).get("paper", {"hidden": [64] * 4})
+        assert cfg.model.hidden == tuple(sized["hidden"]) and cfg.model.filter_size == 5
         assert cfg.model.layer_norm and cfg.train.steps == 100_000
         assert cfg.train.sampling.eta_decay == pytest.approx(2e-5)
         assert cfg.data.name == "mmnist-accel"

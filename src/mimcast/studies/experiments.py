@@ -33,6 +33,7 @@ from mimcast.studies import forget_gates as fg
 from mimcast.studies.report import (
     METRICS,
     MODELS,
+    SIZES,
     aggregate_seeds,
     budget,
     clean_json,
@@ -108,7 +109,8 @@ def study_configs(req: StudyRequest) -> list[tuple[str, int, RunConfig]]:
     user = parse_set(list(req.sets))
     out = []
     for label in study.models:
-        layer = merge(merge(common, {"model": MODELS[label][1]}), user)
+        sized = {**MODELS[label][1], **SIZES.get(label, {}).get(req.preset, {})}
+        layer = merge(merge(common, {"model": sized}), user)
         for seed in req.seeds:
             seeded = merge(layer, {"train": {"seed": int(seed)}})
             out.append((label, int(seed), resolve_config(req.preset, None, seeded)))
