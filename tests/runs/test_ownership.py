@@ -16,7 +16,7 @@ import yaml
 
 import mimcast
 from mimcast.runs.rundir import RunDir
-from tests.helpers import assert_one_line_error, listing, run_cli
+from tests.helpers import NO_SUCH_GPU, NO_SUCH_GPU_REFUSAL, assert_one_line_error, listing, run_cli
 from tests.tiny import tiny_sets
 
 TINY = tiny_sets()
@@ -192,7 +192,7 @@ def test_predict_outputs_may_not_coincide_or_have_odd_names(run, tmp_path, capsy
         (["--output", tmp_path / "a.npy", "--gif", tmp_path / "a.npy"], "--gif must end in .gif"),
         (["--output", tmp_path / "a.npy", "--png", tmp_path / "a.txt"], "--png must end in .png"),
         (["--output", tmp_path / "a.npy", "--horizon", 20000], "--horizon must be in [1, 1000]"),
-        (["--output", tmp_path / "a.npy", "--device", "cuda"], "no CUDA device"),
+        (["--output", tmp_path / "a.npy", "--device", NO_SUCH_GPU], NO_SUCH_GPU_REFUSAL),
     ):
         code, _, err = run_cli(capsys, *base, *extra)
         assert_one_line_error(code, err, message)
