@@ -75,7 +75,7 @@ def test_a_folder_of_png_frames_trains(tmp_path, capsys) -> None:
 # ---------------- any frame size
 def test_59x59_frames_with_patch_4_train_evaluate_and_predict(tmp_path, capsys) -> None:
     rng = np.random.default_rng(0)
-    series = rng.random((60, 59, 59)).astype(np.float32) * 10
+    series = rng.random((60, 59, 59)).astype(np.float32) * 10 + 5  # data units: an offset
     np.save(tmp_path / "odd.npy", series)
     run = tmp_path / "run"
     code, _, err = train(capsys, run, "custom", tmp_path / "odd.npy", "model.patch_size=4")
@@ -85,6 +85,16 @@ def test_59x59_frames_with_patch_4_train_evaluate_and_predict(tmp_path, capsys) 
     assert model["pad_mode"] == "replicate"  # the run records how frames are padded
     code, out, err = mimcast(capsys, "evaluate", "--run-dir", run)
     assert code == 0 and "mean" in out, err
+    # sums over the 59 x 59 original pixels (not the 60 x 60 padded ones), and per pixel in the
+    # data's units: the scale squared, the offset cancelling out of every difference
+    scale = json.loads((run / "data.json").read_text())["units_scale"][0]
+    m = json.loads((run / "eval" / "test" / "metrics.json").read_text())["per_frame"]
+    m = {k: np.array(v) for k, v in m.items()}
+    np.testing.assert_allclose(m["mse"], m["mse_pixel"] * 59 * 59, rtol=1e-6)
+    np.testing.assert_allclose(m["mae"], m["mae_pixel"] * 59 * 59, rtol=1e-6)
+    np.testing.assert_allclose(m["mse_units"], m["mse_pixel"] * scale**2, rtol=1e-4)
+    np.testing.assert_allclose(m["mae_units"], m["mae_pixel"] * scale, rtol=1e-4)
+    assert scale == pytest.approx(10, rel=1e-2)
     np.save(tmp_path / "ctx.npy", series[-3:, None])
     code, _, err = mimcast(capsys, "predict", "--run-dir", run, "--input", tmp_path / "ctx.npy",
                            "--horizon", 4, "--output", tmp_path / "p.npy")  # fmt: skip
