@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -154,6 +155,40 @@ def test_netcdf_in_gives_netcdf_out_continuing_time(nc_run, tmp_path, capsys) ->
     code, _, err = mimcast(capsys, "predict", "--run-dir", run, "--input", source, "--horizon",
                            2, "--output", tmp_path / "p.zarr", "--overwrite")  # fmt: skip
     assert code == 0 and xr.open_zarr(tmp_path / "p.zarr")["rain"].shape[0] == 2, err
+
+
+def test_zarr_and_hdf5_in_with_one_variable_among_several(nc_run, tmp_path, capsys) -> None:
+    """Zarr in (the last context_len steps of --variable), HDF5 in and out (all its frames; the
+    same dataset name, attributes and rank): the forecast of the same 3 frames as from netCDF."""
+    run, source, ds = nc_run
+
+    def predict(*args) -> tuple[int, str]:
+        code, _, err = mimcast(capsys, "predict", "--run-dir", run, "--horizon", 4, *args)
+        return code, err
+
+    assert predict("--input", source, "--output", tmp_path / "p.npy")[0] == 0
+    want = np.load(tmp_path / "p.npy")[:, 0]  # (4, 12, 12) mm/h
+    two = ds.assign(other=ds["rain"] * 0 + 1.0)
+    two.to_zarr(tmp_path / "two.zarr")
+    code, err = predict("--input", tmp_path / "two.zarr", "--output", tmp_path / "z.nc")
+    assert_one_line_error(code, err, "2 variables (other, rain): name one with --variable")
+    code, err = predict("--input", tmp_path / "two.zarr", "--variable", "rain", "--output",
+                        tmp_path / "z.nc")  # fmt: skip
+    assert code == 0, err
+    with xr.open_dataset(tmp_path / "z.nc") as out:
+        np.testing.assert_allclose(out["rain"].values, want, rtol=1e-6)
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f.create_dataset("radar/rain", data=ds["rain"].values[-3:])  # (T, H, W)
+        f["radar/rain"].attrs["units"] = "mm/h"
+        f.create_dataset("radar/quality", data=np.ones((3, 12, 12), np.float32))
+    code, err = predict("--input", tmp_path / "in.h5", "--variable", "radar/rain", "--output",
+                        tmp_path / "out.h5")  # fmt: skip
+    assert code == 0, err
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        names = []
+        f.visit(lambda n: names.append(n) if isinstance(f[n], h5py.Dataset) else None)
+        assert names == ["radar/rain"] and dict(f["radar/rain"].attrs) == {"units": "mm/h"}
+        np.testing.assert_allclose(f["radar/rain"][()], want, rtol=1e-6)  # rank 3, as given
 
 
 def test_a_folder_mimcast_did_not_write_is_not_replaced(nc_run, tmp_path, capsys) -> None:
