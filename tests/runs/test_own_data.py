@@ -233,6 +233,30 @@ def test_a_0_1_context_for_a_0_255_run_needs_input_units_model(mnist_run, tmp_pa
     assert mimcast(capsys, *args, "--output", tmp_path / "c.npy")[0] == 0
 
 
+@pytest.mark.parametrize(("given", "written"), [(".mov", ".avi"), (".mkv", ".mkv"),
+                                              (".webm", ".webm")])  # fmt: skip
+def test_a_video_context_is_fitted_from_its_last_frames(mnist_run, tmp_path, capsys, given,
+                                                        written) -> None:  # fmt: skip
+    """A 40 x 48 clip for a 32 x 32 model: its last context_len frames, resized, are the
+    context (the same forecast as from those frames as an array); the forecast as a video."""
+    clip = tmp_path / f"clip{given}"
+    write_video(clip, waves(12, 40, 48), fps=8)
+    frames = read_frames(clip, size=(32, 32), fit="resize", channels=1)
+    np.save(tmp_path / "last.npy", frames[-3:].astype(np.float32))
+    outputs = {}
+    for source, target in ((clip, "v.npy"), (tmp_path / "last.npy", "a.npy"),
+                           (clip, f"p{written}")):  # fmt: skip
+        code, stdout, err = mimcast(capsys, "predict", "--run-dir", mnist_run, "--input", source,
+                                    "--horizon", 4, "--output", tmp_path / target)  # fmt: skip
+        assert code == 0 and "(4, 1, 32, 32)" in stdout, err
+        outputs[target] = tmp_path / target
+    want = np.load(outputs["a.npy"])
+    np.testing.assert_array_equal(np.load(outputs["v.npy"]), want)
+    back = read_frames(outputs[f"p{written}"], size=None, fit="resize", channels=1)
+    assert back.shape == (4, 1, 32, 32)
+    assert np.abs(back.astype(float) - want).mean() < 8  # lossy codecs
+
+
 def test_uint8_for_a_run_in_other_units_is_refused(nc_run, tmp_path, capsys) -> None:
     run, _, ds = nc_run
     np.save(tmp_path / "u8.npy", np.zeros((3, 1, 12, 12), np.uint8) + 7)
