@@ -135,3 +135,15 @@ def test_bad_video_input(tmp_path) -> None:
             build_dataset("video", "train", root=root)
     with pytest.raises(DataError, match="channels must be 1"):
         build_dataset("video", "train", root=short, channels=2)
+
+
+def test_the_cache_goes_to_mimcast_cache_else_home_cache(tmp_path, monkeypatch) -> None:
+    write_pngs(tmp_path / "frames", ramp(6))
+    opts = dict(root=tmp_path / "frames", seq_len=3, context_len=1)
+    monkeypatch.setenv("MIMCAST_CACHE", str(tmp_path / "chosen"))
+    build_dataset("video", "train", **opts)
+    assert [p.suffix for p in (tmp_path / "chosen").iterdir()] == [".npy"]
+    monkeypatch.delenv("MIMCAST_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # Path.home(): ~/.cache/mimcast
+    build_dataset("video", "train", **opts)
+    assert [p.suffix for p in (tmp_path / "home" / ".cache" / "mimcast").iterdir()] == [".npy"]
