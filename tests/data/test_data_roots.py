@@ -10,6 +10,7 @@ import pytest
 
 from mimcast.data import build_dataset
 from mimcast.errors import DataError
+from tests.helpers import run_cli
 
 from .writers import taxibj_dates, write_frames, write_taxibj
 
@@ -32,11 +33,18 @@ def test_mmnist_file_from_the_folder_that_holds_it(tmp_path, where) -> None:
     np.testing.assert_allclose(ds.to_units(ds[1])[:, 0].numpy(), arr[:, 1], atol=1e-3)
 
 
-def test_several_candidates_say_which_was_taken(tmp_path) -> None:
+def test_several_candidates_say_which_was_taken(tmp_path, capsys) -> None:
     mnist_seq(tmp_path / "mnist_test_seq.npy")
     mnist_seq(tmp_path / "moving_mnist" / "mnist_test_seq.npy", n=5)
     ds = build_dataset("mmnist-file", "test", root=tmp_path)
     assert len(ds) == 3 and "took" in ds.note and "moving_mnist/mnist_test_seq.npy" in ds.note
+    code, out, err = run_cli(capsys, "data", "info", "--data", "mmnist-file", "--data-root",
+                             tmp_path)  # fmt: skip
+    assert code == 0, err
+    taken = tmp_path / "mnist_test_seq.npy"
+    assert f"data set: mmnist-file from {taken}\n" in out
+    assert f"note: took {taken} (also there: moving_mnist/mnist_test_seq.npy)" in out
+    assert "test: 3 windows of 20 frames" in out  # the 3 sequences of the file taken, not 5
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="is a folder without mnist_test_seq.npy"):
         build_dataset("mmnist-file", "test", root=tmp_path / "empty")
