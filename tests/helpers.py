@@ -11,8 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from mimcast import cli
+
+# A CUDA device that no machine has, so that its refusal is tested with and without a GPU.
+NO_SUCH_GPU = "cuda:99"
+NO_SUCH_GPU_REFUSAL = (
+    f"device {NO_SUCH_GPU}: this machine has"
+    if torch.cuda.is_available()
+    else f"device {NO_SUCH_GPU} was asked for, but no CUDA device is available"
+)
 
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:

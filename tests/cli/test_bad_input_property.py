@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import typing
 from pathlib import Path
@@ -23,7 +24,7 @@ from mimcast.models.config import FRAME_FIELDS, ModelConfig
 from mimcast.settings import rule_of
 from mimcast.training.config import DataSection, EvalSection, TrainSection
 from mimcast.training.sampling import SamplingSchedule
-from tests.helpers import assert_one_line_error, listing, run_cli
+from tests.helpers import NO_SUCH_GPU, assert_one_line_error, listing, run_cli
 from tests.tiny import tiny_sets
 
 SECTIONS = {
@@ -125,12 +126,20 @@ def _snapshot(folders: dict[str, Path]) -> dict:
     return {k: listing(p) for k, p in folders.items() if p.is_dir() and k != "root"}
 
 
-def _check(capsys, folders, args, new: Path | None = None) -> None:
+def _check(capsys, folders, args, new: Path | None = None) -> str:
+    """The refusal's one line, once checked: exit 2, no traceback, nothing touched."""
     before = _snapshot(folders)
     code, _, err = run_cli(capsys, *args)
     assert_one_line_error(code, err, "")
     assert _snapshot(folders) == before, args
     assert new is None or not new.exists(), args
+    return err.strip()
+
+
+def _names_the_setting(line: str, item: str) -> bool:
+    """The refusal of `--set KEY=VALUE` names the key, or (a registry's refusal) the value."""
+    key, value = item.split("=", 1)
+    return key in line or any(w in line for w in re.findall(r"[a-z_-]{3,}", value))
 
 
 @pytest.mark.parametrize(("key", "value"), CONFIG_CASES, ids=[f"{k}={v}" for k, v in CONFIG_CASES])
@@ -149,7 +158,7 @@ def _flag_cases(f: dict[str, Path]) -> dict[str, list[list]]:
     return {
         "evaluate": [
             ["--split", "nope"], ["--checkpoint", "nope"], ["--device", "gpu"],
-            ["--device", "cuda"], ["--data", "nope"], ["--data-root", f["root"] / "none"],
+            ["--device", NO_SUCH_GPU], ["--data", "nope"], ["--data-root", f["root"] / "none"],
             ["--compare", f["root"] / "none"], ["--run-dir", f["user"]],
             ["--run-dir", f["root"] / "none"], ["--bogus"], ["--baselines", "nope"],
         ],
@@ -159,7 +168,7 @@ def _flag_cases(f: dict[str, Path]) -> dict[str, list[list]]:
             ["--output", out / "p.txt"], ["--output", f["root"] / "none" / "p.npy"],
             ["--output", out / "existing.npy"], ["--output", ctx, "--overwrite"],
             ["--gif", out / "p.png"], ["--png", out / "p.gif"], ["--checkpoint", "nope"],
-            ["--device", "gpu"], ["--device", "cuda"], ["--run-dir", f["user"]],
+            ["--device", "gpu"], ["--device", NO_SUCH_GPU], ["--run-dir", f["user"]],
         ],
         "bench": [
             ["--model", "nope"], ["--hidden", 0], ["--hidden", "abc"], ["--layers", 0],
@@ -195,11 +204,29 @@ def test_every_command_refuses_invalid_flags_and_touches_nothing(command, folder
     for case in cases:
         args = BASE[command](folders)
         flag = case[0]
-        if flag in args:  # replace the base value of that flag
-            i = args.index(flag)
+        if flag != "--set" and flag in args:  # replace the base value of that flag; a --set
+            i = args.index(flag)  # item comes after the base's own: the last value wins
             del args[i : i + 2]
-        _check(capsys, folders, [*args, *case], folders["root"] / "study")
+        line = _check(capsys, folders, [*args, *case], folders["root"] / "study")
+        if flag == "--set" and case[1] != "train.steps=1":  # bench: "model.* keys only"
+            assert _names_the_setting(line, case[1]), (case, line)
     assert not (folders["outputs"] / "p.npy").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "experiment"])  # bench: test_bench
+def test_every_base_command_alone_succeeds(command, folders, capsys) -> None:
+    """The refusals above come from the one flag changed: the base command itself runs."""
+    made = {"predict": folders["outputs"] / "p.npy", "experiment": folders["root"] / "study"}
+    made = made.get(command)
+    code, _, err = run_cli(capsys, *BASE[command](folders))
+    try:
+        assert code == 0, err
+        assert made is None or made.exists()
+    finally:  # the refusal tests expect these outputs absent
+        if made is not None and made.is_dir():
+            shutil.rmtree(made)
+        elif made is not None:
+            made.unlink(missing_ok=True)
 
 
 def test_experiment_name_and_a_user_report_folder(folders, capsys) -> None:

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from PIL import Image
 
+from mimcast.evaluation import viz
+from tests.helpers import run_cli
 from tests.tiny import tiny_sets
 
 TINY = tiny_sets({"train": {"precision": "bf16-mixed"}, "eval": {"num_sequences": 6, "show": 2}})
@@ -64,10 +66,29 @@ def test_train_writes_every_artifact(run: Path) -> None:
     assert "| **mean** |" in report and "eval/test/strip_0.png" in report
 
 
-def test_evaluate_again_with_compare(run: Path) -> None:
-    r = mimcast("evaluate", "--run-dir", str(run), "--checkpoint", "last", "--compare", str(run))
-    assert r.returncode == 0, r.stderr
-    assert "mean" in r.stdout and "mse" in r.stdout
+def test_evaluate_again_with_compare(run: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A second run's curves, read from its metrics.json, are drawn beside this run's in the
+    frame-wise plots that report.md shows."""
+    other = tmp_path / "other-run"
+    code, _, err = run_cli(capsys, "train", "--run-dir", other, "--steps", 2, "--seed", 7,
+                           "--set", *TINY)  # fmt: skip
+    assert code == 0, err
+    drawn = {}
+    plot = viz.plot_framewise
+
+    def recording(curves, metric, path, **kwargs):
+        drawn[metric] = {label: list(c[metric]) for label, c in curves.items()}
+        return plot(curves, metric, path, **kwargs)
+
+    monkeypatch.setattr(viz, "plot_framewise", recording)
+    code, out, err = run_cli(capsys, "evaluate", "--run-dir", run, "--checkpoint", "last",
+                             "--compare", other)  # fmt: skip
+    assert code == 0 and "mean" in out, err
+    mine = json.loads((run / "eval" / "test" / "metrics.json").read_text())["per_frame"]
+    theirs = json.loads((other / "eval" / "test" / "metrics.json").read_text())["per_frame"]
+    assert drawn["mse"] == {"run": mine["mse"], "other-run": theirs["mse"]}
+    assert mine["mse"] != theirs["mse"]  # two runs, two curves
+    assert "eval/test/framewise_mse.png" in (run / "report.md").read_text()
 
 
 def test_predict_from_context_in_data_units(run: Path, tmp_path: Path) -> None:

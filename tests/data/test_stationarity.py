@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mimcast.data import AcceleratedMovingMNIST, build_dataset
-from mimcast.data.stationarity import score
+from mimcast.data.stationarity import score, scores
 from mimcast.errors import DataError
 
 
@@ -36,20 +36,37 @@ def test_steady_motion_scores_low_and_changing_motion_high() -> None:
     assert score(np.zeros((10, 1, 16, 16))) == 0.0  # no motion at all
 
 
+def test_motion_energy_is_the_mean_absolute_difference_of_consecutive_frames() -> None:
+    """Uniform frames (the blur leaves them as they are) of values 0, 1, 4: differences 1 and
+    3, whose coefficient of variation is 1/2 (squared differences, 1 and 9, would give 4/5)."""
+    frames = np.ones((3, 1, 16, 16)) * np.array([0.0, 1.0, 4.0])[:, None, None, None]
+    assert score(frames) == pytest.approx(0.5, abs=1e-9)
+
+
+def _made_sequences() -> list[np.ndarray]:
+    """40 sequences, each steady (at one of several speeds) or changing (at rest, then at one of
+    several speeds); the training half is half of each, validation mostly steady, test mostly
+    changing, so that only the training median sorts val and test right."""
+    steady = [square([1.0 + k % 4] * 9, size=64) for k in range(20)]
+    changing = [square([0.0] * (3 + k % 3) + [4.0 + k % 4] * (6 - k % 3), 64) for k in range(20)]
+    order = "sc" * 10 + "s" * 8 + "c" * 2 + "s" * 2 + "c" * 8
+    pools = {"s": iter(steady), "c": iter(changing)}
+    return [next(pools[kind]) for kind in order], order
+
+
 def test_the_split_sorts_made_sequences_and_uses_the_training_median(tmp_path) -> None:
-    # a custom data set of 40 sequences: the even ones steady, the odd ones changing
-    seqs = [square([3.0] * 9) if k % 2 == 0 else square([0.0] * 5 + [6.0] * 4) for k in range(40)]
+    seqs, order = _made_sequences()
     np.save(tmp_path / "seq.npy", np.stack(seqs)[:, :, 0])  # (N, T, H, W)
-    opts = dict(sequence_axis=0, time_axis=1, seq_len=10, context_len=5, normalize="none",
-                fractions=(0.5, 0.25, 0.25))  # fmt: skip
+    opts = dict(root=tmp_path / "seq.npy", sequence_axis=0, time_axis=1, seq_len=10,
+                context_len=5, normalize="none", fractions=(0.5, 0.25, 0.25))  # fmt: skip
+    train_median = float(np.median(scores(build_dataset("custom", "train", **opts))))
     for split, (a, b) in (("train", (0, 20)), ("val", (20, 30)), ("test", (30, 40))):
-        sta = build_dataset("custom", split, root=tmp_path / "seq.npy", stationarity="stationary",
-                            **opts)  # fmt: skip
-        non = build_dataset("custom", split, root=tmp_path / "seq.npy",
-                            stationarity="non-stationary", **opts)  # fmt: skip
-        assert [a + int(i) for i in sta.indices] == list(range(a, b, 2)), split
-        assert [a + int(i) for i in non.indices] == list(range(a + 1, b, 2)), split
-        assert sta.frame_shape == (1, 128, 128) and len(sta) + len(non) == b - a
+        sta = build_dataset("custom", split, stationarity="stationary", **opts)
+        non = build_dataset("custom", split, stationarity="non-stationary", **opts)
+        assert sta.threshold == non.threshold == pytest.approx(train_median, rel=1e-12), split
+        assert [a + int(i) for i in sta.indices] == [k for k in range(a, b) if order[k] == "s"]
+        assert [a + int(i) for i in non.indices] == [k for k in range(a, b) if order[k] == "c"]
+        assert sta.frame_shape == (1, 64, 64) and len(sta) + len(non) == b - a
 
 
 def test_on_moving_mnist_the_non_stationary_side_has_the_larger_speed_changes() -> None:

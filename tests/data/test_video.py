@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mimcast.data import build_dataset
+from mimcast.data import build_dataset, video
 from mimcast.data.video import read_frames, write_video
 from mimcast.errors import DataError
 
@@ -67,7 +67,7 @@ def test_a_folder_of_clips_splits_by_file_with_options(tmp_path) -> None:
     assert {int(k) for k, _ in test.windows} == {4}
 
 
-def test_png_frames_and_the_uint8_cache(tmp_path) -> None:
+def test_png_frames_and_the_uint8_cache(tmp_path, monkeypatch) -> None:
     frames = ramp(12)
     write_pngs(tmp_path / "frames", frames)
     cache = tmp_path / "cache"
@@ -76,9 +76,42 @@ def test_png_frames_and_the_uint8_cache(tmp_path) -> None:
     np.testing.assert_allclose(ds.to_units(ds[1]).numpy()[:, 0, 0, 0], frames[3:6, 0, 0, 0])
     (cached,) = cache.iterdir()
     assert np.load(cached, mmap_mode="r").dtype == np.uint8
+    stamp = cached.stat().st_mtime_ns
+    monkeypatch.setattr(video, "read_frames", _no_second_decode)
     again = build_dataset("video", "train", root=tmp_path / "frames", seq_len=3,
                           context_len=1, cache_dir=cache)  # fmt: skip
-    assert isinstance(again.caches[0], np.memmap)  # decoded once, then mapped
+    assert isinstance(again.caches[0], np.memmap)  # decoded once, then mapped:
+    assert cached.stat().st_mtime_ns == stamp and list(cache.iterdir()) == [cached]  # not rewritten
+    np.testing.assert_array_equal(again[1].numpy(), ds[1].numpy())
+
+
+def _no_second_decode(*args, **kwargs):
+    raise AssertionError("the clip was decoded again although its cache file is there")
+
+
+def test_textured_colour_frames_are_cropped_resized_and_turned_to_luma(tmp_path) -> None:
+    """Random RGB texture (lossless PNG), so that a crop, a resize, a channel order and the
+    luma weights each give other pixels."""
+    rgb = np.random.default_rng(0).integers(0, 256, (4, 16, 24, 3), dtype=np.uint8)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k, f in enumerate(rgb):
+        Image.fromarray(f).save(folder / f"frame-{k}.png")
+
+    def frames(**opts) -> np.ndarray:
+        return read_frames(folder, **{"size": None, "fit": "resize", "channels": 3, **opts})
+
+    np.testing.assert_array_equal(frames(), rgb.transpose(0, 3, 1, 2))  # RGB, in order
+    # (16, 24) -> (16, 16) by crop: already covering, so the centre 16 columns as they are
+    np.testing.assert_array_equal(frames(size=(16, 16), fit="crop"),
+                                  rgb[:, :, 4:20].transpose(0, 3, 1, 2))  # fmt: skip
+    reference = [np.asarray(Image.fromarray(f).resize((16, 16), Image.Resampling.BILINEAR))
+                 for f in rgb]  # fmt: skip
+    np.testing.assert_array_equal(frames(size=(16, 16)), np.stack(reference).transpose(0, 3, 1, 2))
+    luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])  # ITU-R BT.601
+    gray = frames(channels=1)
+    assert gray.shape == (4, 1, 16, 24)
+    assert np.abs(gray[:, 0].astype(np.float64) - luma).max() <= 0.5 + 1e-6
 
 
 def test_bad_video_input(tmp_path) -> None:
@@ -127,3 +160,15 @@ def test_max_size_brings_large_frames_down_and_leaves_small_ones(tmp_path) -> No
     assert build_dataset("video", "train", max_size=64, **opts).frame_shape == (1, 30, 64)
     assert build_dataset("video", "train", max_size=100, **opts).frame_shape == (1, 30, 80)
     assert build_dataset("video", "train", max_size=64, size=16, **opts).frame_shape == (1, 16, 16)
+
+
+def test_the_cache_goes_to_mimcast_cache_else_home_cache(tmp_path, monkeypatch) -> None:
+    write_pngs(tmp_path / "frames", ramp(6))
+    opts = dict(root=tmp_path / "frames", seq_len=3, context_len=1)
+    monkeypatch.setenv("MIMCAST_CACHE", str(tmp_path / "chosen"))
+    build_dataset("video", "train", **opts)
+    assert [p.suffix for p in (tmp_path / "chosen").iterdir()] == [".npy"]
+    monkeypatch.delenv("MIMCAST_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # Path.home(): ~/.cache/mimcast
+    build_dataset("video", "train", **opts)
+    assert [p.suffix for p in (tmp_path / "home" / ".cache" / "mimcast").iterdir()] == [".npy"]

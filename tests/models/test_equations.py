@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from torch import sigmoid, tanh
 
 from mimcast.models.cells import CausalLSTMCell, ConvLSTMCell, GradientHighway, STLSTMCell
+from mimcast.models.config import ModelConfig
 from mimcast.models.layers import ConvSpec, LSTMState, MIMState
+from mimcast.models.mim import build_mim
 from mimcast.models.mim_cells import MIMN, MIMS, ForgetGate, MIMBlock
 
 B, CIN, C, H, W, K = 2, 3, 4, 6, 5, 3
@@ -282,3 +284,38 @@ def test_forget_gates_start_open_with_and_without_layer_norm(case: int, norm: st
         pre = gate_conv(x).chunk(n, dim=1)
     for k, p in enumerate(pre):
         assert p.mean().item() == pytest.approx(1.0 if k in forget else 0.0, abs=0.1), k
+
+
+@pytest.mark.parametrize("kind", ["paper", "openstl"])
+def test_which_difference_each_mim_layer_receives(kind) -> None:
+    """Eq. 2-3: block l's MIM-N reads H_t^{l-1} - H_{t-1}^{l-1}, the layer below's hidden state
+    differenced in time, at every layer (paper); the reference code gives layers >= 3 the MIM-N
+    output D of the layer below instead (openstl). Zero (None) at the first step."""
+    config = ModelConfig(name="mim", in_channels=1, height=8, width=8, patch_size=1,
+                         hidden=(3, 3, 3, 3), filter_size=3, variant=kind)  # fmt: skip
+    stack = build_mim(config).double()
+    seen = {l: [] for l in range(4)}  # per layer, per step: (input diff, output h, output d)
+
+    def record(l):
+        def hook(module, args, output):
+            (h, *rest), _ = output
+            diff = args[0][1] if l else None
+            seen[l].append((diff, h.detach(), rest[1].detach() if l else None))
+
+        return hook
+
+    for l, layer in enumerate(stack.layers):
+        layer.register_forward_hook(record(l))
+    state = None
+    with torch.no_grad():
+        for _ in range(3):
+            _, state = stack(torch.rand(2, 1, 8, 8, dtype=torch.float64), state)
+    for l in (1, 2, 3):
+        assert seen[l][0][0] is None  # the first step: no difference yet
+        for t in (1, 2):
+            diff = seen[l][t][0]
+            if kind == "openstl" and l >= 2:
+                want = seen[l - 1][t][2]  # D_t^{l-1}
+            else:
+                want = seen[l - 1][t][1] - seen[l - 1][t - 1][1]  # H_t^{l-1} - H_{t-1}^{l-1}
+            torch.testing.assert_close(diff, want, rtol=0, atol=0)

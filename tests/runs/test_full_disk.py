@@ -10,6 +10,7 @@ Mounting needs root, as on the project's machines and its CI.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mimcast.training import checkpoint as ckpt_mod
 from mimcast.training.checkpoint import load_checkpoint
 from mimcast.training.trainer import Trainer
 from tests.helpers import assert_one_line_error, listing, run_cli
@@ -91,6 +93,39 @@ def test_a_full_disk_during_a_checkpoint_write(tmp_path, capsys, monkeypatch) ->
         )  # fmt: skip
         assert code == 0 and "at step 2" in out, err
         assert load_checkpoint(run / "checkpoints", "last").step == 6
+
+
+def test_a_full_disk_at_the_checkpoint_pointer(tmp_path, capsys, monkeypatch) -> None:
+    """The step's tensors and state are written; the disk fills before its pointer is."""
+    with small_fs(tmp_path / "fs", 4096) as fs:
+        run = fs / "run"
+        write, pointers = ckpt_mod.atomic_write_json, [0]
+
+        def fill_then_write(path, data) -> None:
+            pointers[0] += 1
+            if pointers[0] == 2:  # step 2 names `last` (no validation yet), then step 4
+                fill(fs, leave_kb=0)
+            write(path, data)
+
+        monkeypatch.setattr(ckpt_mod, "atomic_write_json", fill_then_write)
+        code, _, err = run_cli(
+            capsys, "train", "--run-dir", run, "--steps", 6, "--no-eval", "--set", *TINY
+        )
+        assert_one_line_error(code, err, "cannot write the checkpoint of step 4 in", exit_code=1)
+        assert "no space left on device; the previous checkpoint (step-0000002) is kept" in err
+        assert "last.json" in err  # the file that did not fit
+        folder = run / "checkpoints"
+        assert json.loads((folder / "last.json").read_text())["dir"] == "step-0000002"
+        assert load_checkpoint(folder, "last").step == 2  # hash verified
+        assert not [p.name for p in folder.iterdir() if ".tmp-" in p.name]
+        monkeypatch.undo()
+        unfill(fs)
+        code, out, err = run_cli(
+            capsys, "train", "--run-dir", run, "--steps", 6, "--no-eval", "--resume",
+            "--set", *TINY,
+        )  # fmt: skip
+        assert code == 0 and "at step 2" in out, err
+        assert load_checkpoint(folder, "last").step == 6
 
 
 @pytest.fixture(scope="module")

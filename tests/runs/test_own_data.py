@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -75,7 +76,7 @@ def test_a_folder_of_png_frames_trains(tmp_path, capsys) -> None:
 # ---------------- any frame size
 def test_59x59_frames_with_patch_4_train_evaluate_and_predict(tmp_path, capsys) -> None:
     rng = np.random.default_rng(0)
-    series = rng.random((60, 59, 59)).astype(np.float32) * 10
+    series = rng.random((60, 59, 59)).astype(np.float32) * 10 + 5  # data units: an offset
     np.save(tmp_path / "odd.npy", series)
     run = tmp_path / "run"
     code, _, err = train(capsys, run, "custom", tmp_path / "odd.npy", "model.patch_size=4")
@@ -85,6 +86,16 @@ def test_59x59_frames_with_patch_4_train_evaluate_and_predict(tmp_path, capsys) 
     assert model["pad_mode"] == "replicate"  # the run records how frames are padded
     code, out, err = mimcast(capsys, "evaluate", "--run-dir", run)
     assert code == 0 and "mean" in out, err
+    # sums over the 59 x 59 original pixels (not the 60 x 60 padded ones), and per pixel in the
+    # data's units: the scale squared, the offset cancelling out of every difference
+    scale = json.loads((run / "data.json").read_text())["units_scale"][0]
+    m = json.loads((run / "eval" / "test" / "metrics.json").read_text())["per_frame"]
+    m = {k: np.array(v) for k, v in m.items()}
+    np.testing.assert_allclose(m["mse"], m["mse_pixel"] * 59 * 59, rtol=1e-6)
+    np.testing.assert_allclose(m["mae"], m["mae_pixel"] * 59 * 59, rtol=1e-6)
+    np.testing.assert_allclose(m["mse_units"], m["mse_pixel"] * scale**2, rtol=1e-4)
+    np.testing.assert_allclose(m["mae_units"], m["mae_pixel"] * scale, rtol=1e-4)
+    assert scale == pytest.approx(10, rel=1e-2)
     np.save(tmp_path / "ctx.npy", series[-3:, None])
     code, _, err = mimcast(capsys, "predict", "--run-dir", run, "--input", tmp_path / "ctx.npy",
                            "--horizon", 4, "--output", tmp_path / "p.npy")  # fmt: skip
@@ -146,6 +157,40 @@ def test_netcdf_in_gives_netcdf_out_continuing_time(nc_run, tmp_path, capsys) ->
     assert code == 0 and xr.open_zarr(tmp_path / "p.zarr")["rain"].shape[0] == 2, err
 
 
+def test_zarr_and_hdf5_in_with_one_variable_among_several(nc_run, tmp_path, capsys) -> None:
+    """Zarr in (the last context_len steps of --variable), HDF5 in and out (all its frames; the
+    same dataset name, attributes and rank): the forecast of the same 3 frames as from netCDF."""
+    run, source, ds = nc_run
+
+    def predict(*args) -> tuple[int, str]:
+        code, _, err = mimcast(capsys, "predict", "--run-dir", run, "--horizon", 4, *args)
+        return code, err
+
+    assert predict("--input", source, "--output", tmp_path / "p.npy")[0] == 0
+    want = np.load(tmp_path / "p.npy")[:, 0]  # (4, 12, 12) mm/h
+    two = ds.assign(other=ds["rain"] * 0 + 1.0)
+    two.to_zarr(tmp_path / "two.zarr")
+    code, err = predict("--input", tmp_path / "two.zarr", "--output", tmp_path / "z.nc")
+    assert_one_line_error(code, err, "2 variables (other, rain): name one with --variable")
+    code, err = predict("--input", tmp_path / "two.zarr", "--variable", "rain", "--output",
+                        tmp_path / "z.nc")  # fmt: skip
+    assert code == 0, err
+    with xr.open_dataset(tmp_path / "z.nc") as out:
+        np.testing.assert_allclose(out["rain"].values, want, rtol=1e-6)
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f.create_dataset("radar/rain", data=ds["rain"].values[-3:])  # (T, H, W)
+        f["radar/rain"].attrs["units"] = "mm/h"
+        f.create_dataset("radar/quality", data=np.ones((3, 12, 12), np.float32))
+    code, err = predict("--input", tmp_path / "in.h5", "--variable", "radar/rain", "--output",
+                        tmp_path / "out.h5")  # fmt: skip
+    assert code == 0, err
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        names = []
+        f.visit(lambda n: names.append(n) if isinstance(f[n], h5py.Dataset) else None)
+        assert names == ["radar/rain"] and dict(f["radar/rain"].attrs) == {"units": "mm/h"}
+        np.testing.assert_allclose(f["radar/rain"][()], want, rtol=1e-6)  # rank 3, as given
+
+
 def test_a_folder_mimcast_did_not_write_is_not_replaced(nc_run, tmp_path, capsys) -> None:
     run, source, ds = nc_run
     ds.to_zarr(tmp_path / "theirs.zarr")  # the user's own store, in the output's place
@@ -186,6 +231,30 @@ def test_a_0_1_context_for_a_0_255_run_needs_input_units_model(mnist_run, tmp_pa
     np.save(tmp_path / "u8.npy", (frames * 255).astype(np.uint8))  # 8-bit data: accepted
     args[-1] = tmp_path / "u8.npy"
     assert mimcast(capsys, *args, "--output", tmp_path / "c.npy")[0] == 0
+
+
+@pytest.mark.parametrize(("given", "written"), [(".mov", ".avi"), (".mkv", ".mkv"),
+                                              (".webm", ".webm")])  # fmt: skip
+def test_a_video_context_is_fitted_from_its_last_frames(mnist_run, tmp_path, capsys, given,
+                                                        written) -> None:  # fmt: skip
+    """A 40 x 48 clip for a 32 x 32 model: its last context_len frames, resized, are the
+    context (the same forecast as from those frames as an array); the forecast as a video."""
+    clip = tmp_path / f"clip{given}"
+    write_video(clip, waves(12, 40, 48), fps=8)
+    frames = read_frames(clip, size=(32, 32), fit="resize", channels=1)
+    np.save(tmp_path / "last.npy", frames[-3:].astype(np.float32))
+    outputs = {}
+    for source, target in ((clip, "v.npy"), (tmp_path / "last.npy", "a.npy"),
+                           (clip, f"p{written}")):  # fmt: skip
+        code, stdout, err = mimcast(capsys, "predict", "--run-dir", mnist_run, "--input", source,
+                                    "--horizon", 4, "--output", tmp_path / target)  # fmt: skip
+        assert code == 0 and "(4, 1, 32, 32)" in stdout, err
+        outputs[target] = tmp_path / target
+    want = np.load(outputs["a.npy"])
+    np.testing.assert_array_equal(np.load(outputs["v.npy"]), want)
+    back = read_frames(outputs[f"p{written}"], size=None, fit="resize", channels=1)
+    assert back.shape == (4, 1, 32, 32)
+    assert np.abs(back.astype(float) - want).mean() < 8  # lossy codecs
 
 
 def test_uint8_for_a_run_in_other_units_is_refused(nc_run, tmp_path, capsys) -> None:

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 
 import mimcast
 from mimcast.runs.rundir import RunDir
-from tests.helpers import assert_one_line_error, listing, run_cli
+from tests.helpers import NO_SUCH_GPU, NO_SUCH_GPU_REFUSAL, assert_one_line_error, listing, run_cli
 from tests.tiny import tiny_sets
 
 TINY = tiny_sets()
@@ -170,10 +172,26 @@ def test_a_run_stopped_before_validating_does_not_print_inf(tmp_path, capsys, mo
     assert code == 143 and "no validation yet" in out and "inf" not in out
 
 
-def test_load_model_after_a_plain_import(run) -> None:
-    """Defect 10: the README's loading line works after `import mimcast` alone."""
+def test_load_model_after_a_plain_import(tmp_path, capsys) -> None:
+    """Defect 10: the README's loading line works after `import mimcast` alone, and gives the
+    weights of the `best` checkpoint: the step of the lowest validation MSE (a large learning
+    rate makes it an earlier one than the last)."""
+    run = tmp_path / "run"
+    code, _, err = train(capsys, run, steps=6, sets=["train.lr=1.0"])
+    assert code == 0, err
+    val = {int(r["step"]): float(r["val_mse"]) for r in csv.DictReader((run / "log.csv").open())
+           if r["val_mse"]}  # fmt: skip
+    assert sorted(val) == [2, 4, 6]
+    lowest = min(val, key=val.get)
+    pointer = {p: json.loads((run / "checkpoints" / f"{p}.json").read_text())["dir"]
+               for p in ("best", "last")}  # fmt: skip
+    assert pointer == {"best": f"step-{lowest:07d}", "last": "step-0000006"} and lowest != 6
     model = mimcast.load_model(run)
     assert model.config.hidden == (4, 4) and not model.training
+    for p, same in (("best", True), ("last", False)):
+        saved = load_file(run / "checkpoints" / pointer[p] / "tensors.safetensors")
+        equal = [torch.equal(v, saved[f"model.{k}"]) for k, v in model.state_dict().items()]
+        assert all(equal) if same else not all(equal), p
 
 
 def test_evaluate_compare_missing_writes_nothing(run, tmp_path, capsys) -> None:
@@ -192,7 +210,7 @@ def test_predict_outputs_may_not_coincide_or_have_odd_names(run, tmp_path, capsy
         (["--output", tmp_path / "a.npy", "--gif", tmp_path / "a.npy"], "--gif must end in .gif"),
         (["--output", tmp_path / "a.npy", "--png", tmp_path / "a.txt"], "--png must end in .png"),
         (["--output", tmp_path / "a.npy", "--horizon", 20000], "--horizon must be in [1, 1000]"),
-        (["--output", tmp_path / "a.npy", "--device", "cuda"], "no CUDA device"),
+        (["--output", tmp_path / "a.npy", "--device", NO_SUCH_GPU], NO_SUCH_GPU_REFUSAL),
     ):
         code, _, err = run_cli(capsys, *base, *extra)
         assert_one_line_error(code, err, message)

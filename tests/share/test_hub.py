@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
 import stat
 from pathlib import Path
 
+import huggingface_hub
 import numpy as np
+import pytest
 import torch
-from huggingface_hub import ModelCard
+from huggingface_hub import HfApi, ModelCard, RepoUrl
+from huggingface_hub.errors import RepositoryNotFoundError
 from safetensors.torch import load_file, save_file
 
 import mimcast
@@ -159,3 +163,77 @@ def test_the_weights_file_has_the_mode_of_the_others_under_the_umask(run, tmp_pa
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "m").iterdir()}
     assert modes == dict.fromkeys(["README.md", "config.json", "model.safetensors"], 0o644)
     assert stat.S_IMODE((tmp_path / "m").stat().st_mode) == 0o755
+
+
+# ---------------- the Hub itself: a local stand-in at huggingface_hub's boundary (no network)
+class LocalHub:
+    """The two Hub calls mimcast makes through huggingface_hub, answered from a folder:
+    HfApi.create_repo / upload_folder (push_to_hub) and snapshot_download (loading an id)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.calls = root, []
+
+    def create_repo(self, api, repo_id: str, **kwargs):
+        self.calls.append(("create_repo", repo_id))
+        return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def upload_folder(self, api, *, repo_id: str, folder_path, **kwargs) -> str:
+        self.calls.append(("upload_folder", repo_id))
+        shutil.copytree(folder_path, self.root / repo_id, dirs_exist_ok=True)
+        return f"https://huggingface.co/{repo_id}/commit/local"
+
+    def snapshot_download(self, repo_id: str, *, allow_patterns=None, **kwargs) -> str:
+        self.calls.append(("snapshot_download", repo_id))
+        repo = self.root / repo_id
+        if not repo.is_dir():
+            raise RepositoryNotFoundError(f"404: {repo_id}")
+        out = self.root.parent / "downloads" / repo_id
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        for f in repo.iterdir():
+            if allow_patterns is None or any(fnmatch.fnmatch(f.name, p) for p in allow_patterns):
+                shutil.copy2(f, out / f.name)
+        return str(out)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch) -> LocalHub:
+    stand_in = LocalHub(tmp_path / "hub")
+    monkeypatch.setattr(HfApi, "create_repo", lambda api, **kw: stand_in.create_repo(api, **kw))
+    monkeypatch.setattr(HfApi, "upload_folder", lambda api, **kw: stand_in.upload_folder(api, **kw))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", stand_in.snapshot_download)
+    return stand_in
+
+
+def test_push_to_hub_then_load_by_its_id(run, hub, tmp_path, capsys) -> None:
+    out = tmp_path / "tiny-mim"
+    code, stdout, err = run_cli(capsys, "export", "--run-dir", run, "--format", "hub", "--output",
+                                out, "--push-to-hub", "someone/tiny-mim")  # fmt: skip
+    assert code == 0, err
+    assert "pushed: https://huggingface.co/someone/tiny-mim" in stdout
+    pushed = tmp_path / "hub" / "someone" / "tiny-mim"
+    assert {f.name for f in pushed.iterdir()} >= {"config.json", "model.safetensors", "README.md"}
+    read = lambda f: json.loads(f.read_text())  # noqa: E731 - what was pushed was exported
+    assert read(pushed / "config.json") == read(out / "config.json")
+    assert (pushed / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+    card = (out / "README.md").read_text()
+    assert card.split("---")[-1].strip() in (pushed / "README.md").read_text()
+    ctx = tmp_path / "ctx.npy"
+    np.save(ctx, np.random.default_rng(0).uniform(0, 255, (3, 1, 32, 32)).astype(np.float32))
+    preds = {}
+    for source in (["--run-dir", run], ["--model", "someone/tiny-mim"]):
+        target = tmp_path / f"p{len(preds)}.npy"
+        code, _, err = run_cli(capsys, "predict", *source, "--input", ctx, "--horizon", 3,
+                               "--output", target)  # fmt: skip
+        assert code == 0, err
+        preds[source[0]] = np.load(target)
+    np.testing.assert_array_equal(preds["--model"], preds["--run-dir"])
+    model = mimcast.from_pretrained("someone/tiny-mim")
+    want = mimcast.load_model(run).state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in model.state_dict().items())
+    assert [c for c in hub.calls if c[0] == "snapshot_download"] == [
+        ("snapshot_download", "someone/tiny-mim")] * 2  # fmt: skip
+    code, _, err = run_cli(capsys, "predict", "--model", "someone/other", "--input", ctx,
+                           "--horizon", 3, "--output", tmp_path / "none.npy")  # fmt: skip
+    assert_one_line_error(code, err, "cannot download 'someone/other'")
+    assert not (tmp_path / "none.npy").exists()

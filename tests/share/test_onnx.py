@@ -13,8 +13,10 @@ from mimcast.share.onnx_export import export_graph
 from tests.helpers import assert_one_line_error, listing, run_cli
 
 TOL = 255 * 1e-4  # float32 through an unrolled free-running loop: 1e-4 of the 0-255 range
-SPEC = DataSpec(frame_shape=(2, 8, 12), value_range=(0.0, 1.0), units="pixels", scale=(255.0,),
-                offset=(0.0,), context_len=3)  # fmt: skip
+# a scale and an offset of each channel's own, so that a graph dropping either is caught
+SCALE, OFFSET = np.array([255.0, 40.0]), np.array([-20.0, 7.5])
+SPEC = DataSpec(frame_shape=(2, 8, 12), value_range=(0.0, 1.0), units="mixed",
+                scale=tuple(SCALE), offset=tuple(OFFSET), context_len=3)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", mimcast.list_models())
@@ -25,12 +27,14 @@ def test_every_model_exports_and_matches_pytorch(name, tmp_path) -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["context"]
     for batch in (1, 3):  # the batch size stays dynamic
-        context = np.random.default_rng(batch).uniform(0, 255, (batch, 3, 2, 8, 12))
+        unit = np.random.default_rng(batch).uniform(0, 1, (batch, 3, 2, 8, 12))
+        context = unit * SCALE[:, None, None] + OFFSET[:, None, None]  # in data units
         got = session.run(None, {"context": context.astype(np.float32)})[0]
         with torch.no_grad():
-            want = model.predict(torch.from_numpy(context / 255).float(), 4).clamp(0, 1) * 255
+            y = model.predict(torch.from_numpy(unit).float(), 4).clamp(0, 1).double().numpy()
         assert got.shape == (batch, 4, 2, 8, 12)
-        np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=TOL)
+        np.testing.assert_allclose(got, y * SCALE[:, None, None] + OFFSET[:, None, None], rtol=0,
+                                   atol=TOL)  # fmt: skip
 
 
 def test_export_from_a_run_in_model_units_and_bad_requests(run, tmp_path, capsys) -> None:
@@ -45,6 +49,12 @@ def test_export_from_a_run_in_model_units_and_bad_requests(run, tmp_path, capsys
     got = session.run(None, {"context": context})[0]
     want = mimcast.load_model(run).predict(torch.from_numpy(context), 5).clamp(0, 1).numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    default = tmp_path / "data.onnx"  # without --units: the data's units map inside the graph
+    code, stdout, err = run_cli(capsys, *args[:-2], "--output", default)
+    assert code == 0 and "5 predicted frames, data units" in stdout, err
+    session = ort.InferenceSession(str(default), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"context": context * 255})[0]  # Moving MNIST: pixels 0-255
+    np.testing.assert_allclose(got, want * 255, rtol=0, atol=255 * 1e-5)
     new = tmp_path / "new.onnx"  # a free name: only the request itself is refused
     before = listing(tmp_path)
     for output, extra, message in (

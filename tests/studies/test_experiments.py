@@ -15,7 +15,7 @@ from PIL import Image
 from mimcast import cli
 from mimcast.studies.experiments import StudyRequest, run_study, study_configs
 from mimcast.studies.forget_gates import GateStats, merge_seeds, report_lines
-from mimcast.studies.report import MODELS, SIZES
+from mimcast.studies.report import MODELS, SIZES, compare_models
 from mimcast.studies.tables import STUDIES
 from tests.tiny import tiny_sets
 
@@ -288,3 +288,33 @@ def test_the_stationary_and_non_stationary_halves_differ(kth_and_taxibj) -> None
 
     found = {k: {parity(ds, i) for i in ds.indices} for k, ds in sides.items()}
     assert found == {"stationary": {0}, "non-stationary": {1}}
+
+
+def _models(per_seed: dict[str, list[tuple[float, float, float]]]) -> dict:
+    """Hand-made study results: per model, (mse, mae, ssim) of each seed."""
+    return {
+        label: {
+            "seeds": {k: {"mean": dict(zip(("mse", "mae", "ssim"), v, strict=True))}
+                      for k, v in enumerate(seeds)},
+            "per_frame_mean": {"mse": [float(np.mean([v[0] for v in seeds]))] * 2},
+        }
+        for label, seeds in per_seed.items()
+    }  # fmt: skip
+
+
+def test_the_spread_rule_on_seed_results_with_a_known_answer() -> None:
+    """A difference exceeds the spread when the two models' per-seed ranges do not overlap:
+    mse [100, 102] against [105, 110] do not; mae [10, 20] against [15, 30] do; ssim ranges that
+    touch at 0.5 overlap. One seed: unknown."""
+    models = _models({
+        "mim": [(100.0, 10.0, 0.4), (102.0, 20.0, 0.5)],
+        "predrnn": [(110.0, 30.0, 0.5), (105.0, 15.0, 0.6)],
+        "convlstm": [(90.0, 5.0, 0.9)],
+    })  # fmt: skip
+    c = compare_models(models, "mim", "predrnn")
+    assert {m: r["spread"] for m, r in c["metrics"].items()} == {
+        "mse": "exceeds", "mae": "within", "ssim": "within"}  # fmt: skip
+    assert c["metrics"]["mse"]["a_better"] and not c["metrics"]["ssim"]["a_better"]
+    assert c["metrics"]["mse"]["a"] == 101.0 and c["metrics"]["mse"]["b"] == 107.5
+    one = compare_models(models, "mim", "convlstm")["metrics"]
+    assert {r["spread"] for r in one.values()} == {"single-seed"}

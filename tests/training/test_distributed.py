@@ -51,7 +51,8 @@ def quiet(*_a, **_k) -> None:
     pass
 
 
-def torchrun(nproc: int, *args: str | Path) -> None:
+def torchrun(nproc: int, *args: str | Path, ok: bool = True) -> subprocess.CompletedProcess:
+    """`torchrun --standalone` of nproc processes; failing the test unless it succeeds (ok)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
@@ -60,7 +61,8 @@ def torchrun(nproc: int, *args: str | Path) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd += ["--nproc_per_node", str(nproc), *map(str, args)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, f"{cmd} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    assert r.returncode == 0 or not ok, f"{cmd} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    return r
 
 
 def config(cfg_file: Path, steps: int):
@@ -84,8 +86,9 @@ def runs(tmp_path_factory) -> Path:
     }
     cfg_file = root / "tiny.yaml"
     cfg_file.write_text(yaml.safe_dump(tiny))
-    torchrun(2, "-m", "mimcast", "train", "--config", cfg_file, "--steps", "4",
-             "--run-dir", root / "two")  # fmt: skip
+    r = torchrun(2, "-m", "mimcast", "train", "--config", cfg_file, "--steps", "4",
+                 "--run-dir", root / "two")  # fmt: skip
+    (root / "two-stdout.txt").write_text(r.stdout)
     train_run(config(cfg_file, 4), root / "one", log=quiet)
     return root
 
@@ -203,6 +206,35 @@ def test_two_process_run_resumes_in_one_process(runs, tmp_path) -> None:
     train_run(config(cfg_file, 6), tmp_path / "one", resume=True, log=quiet)
     assert_same_state(tmp_path / "one", tmp_path / "two", 6)
     assert [r["step"] for r in log_rows(tmp_path / "two")] == [str(i) for i in range(1, 7)]
+
+
+def test_only_rank_0_prints(runs) -> None:
+    out = (runs / "two-stdout.txt").read_text()
+    assert out.count("training mim") == 1 and out.count("done: step 4") == 1, out
+
+
+def test_a_one_process_run_resumes_on_two(runs, tmp_path) -> None:
+    cfg_file = runs / "tiny.yaml"
+    for name in ("one", "two"):
+        shutil.copytree(runs / "one", tmp_path / name)
+    train_run(config(cfg_file, 6), tmp_path / "one", resume=True, log=quiet)
+    torchrun(2, "-m", "mimcast", "train", "--config", cfg_file, "--steps", "6", "--resume",
+             "--no-eval", "--run-dir", tmp_path / "two")  # fmt: skip
+    assert_same_state(tmp_path / "one", tmp_path / "two", 6)
+    assert [r["step"] for r in log_rows(tmp_path / "two")] == [str(i) for i in range(1, 7)]
+
+
+def test_a_batch_not_divisible_by_the_processes_is_refused(runs, tmp_path) -> None:
+    r = torchrun(2, "-m", "mimcast", "train", "--config", runs / "tiny.yaml", "--steps", "2",
+                 "--batch-size", "3", "--run-dir", tmp_path / "odd", ok=False)  # fmt: skip
+    assert r.returncode != 0
+    message = "mimcast: error: train.batch_size 3 is not divisible by the 2 processes"
+    # each rank says it once (their lines may run together): no other mimcast error
+    assert message in r.stderr, r.stderr
+    assert r.stderr.count("mimcast: error: ") == r.stderr.count(message), r.stderr
+    # torchrun's own report of a failed worker is a traceback of torch's; none from mimcast
+    assert not [x for x in r.stderr.splitlines() if 'File "' in x and "/mimcast/" in x]
+    assert not (tmp_path / "odd").exists()
 
 
 if __name__ == "__main__":  # the worker of test_distributed_evaluation_counts_every_sequence_once

@@ -56,3 +56,16 @@ def test_masks_are_reproducible_and_follow_the_schedule() -> None:
         SamplingSchedule("cosine")
     with pytest.raises(ConfigError, match="reverse_s2 .* must be above reverse_s1"):
         SamplingSchedule("reverse", reverse_s1=10, reverse_s2=5)
+
+
+def test_masks_keep_the_true_frame_at_the_schedule_s_rate() -> None:
+    """At eta 0.9 (linear, step 10 of decay 1/100) nine in ten future frames are true; reverse
+    sampling before s1 keeps half the context and half the future true: 4,608 draws each,
+    within 4 standard deviations of the rate."""
+    sizes = dict(batch=256, seq_len=20, context_len=10, seed=1)
+    mask, _ = SamplingSchedule("linear", eta_decay=1 / 100).masks(step=10, **sizes)
+    draws = mask.numel()
+    assert abs(float(mask.mean()) - 0.9) < 4 * math.sqrt(0.9 * 0.1 / draws)
+    mask, ctx = SamplingSchedule("reverse").masks(step=0, **sizes)
+    for m in (mask, ctx):
+        assert abs(float(m.mean()) - 0.5) < 4 * math.sqrt(0.25 / m.numel())

@@ -22,6 +22,7 @@ from mimcast.models import build_model
 from mimcast.runs.datasets import build_splits
 from mimcast.runs.rundir import RunDir
 from mimcast.training import distributed as dist_utils
+from mimcast.training.batches import check_batch_split
 from mimcast.training.config import RunConfig, data_run_defaults
 from mimcast.training.trainer import Trainer, TrainState
 from mimcast.training.validation import frame_mse
@@ -97,6 +98,7 @@ def train_run(
     """Train a model as configured, writing everything into run_dir."""
     run = RunDir(run_dir)
     device = dist_utils.init_from_env(cfg.train.device)
+    check_batch_split(cfg.train.batch_size, dist_utils.world_size())  # before any file is made
     main = dist_utils.is_main()
     log = log if main else _quiet  # only rank 0 reports
     if main:

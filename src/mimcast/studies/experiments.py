@@ -107,6 +107,8 @@ def study_configs(req: StudyRequest) -> list[tuple[str, int, RunConfig]]:
     study_layer = merge(study.layer, study.cpu_layer) if req.preset == "cpu" else study.layer
     common = merge(study_layer, budget)
     user = parse_set(list(req.sets))
+    if "seed" in user.get("train", {}):  # it would be replaced by each of --seeds unread
+        raise ConfigError("experiment: the seeds are given by --seeds, not --set train.seed")
     out = []
     for label in study.models:
         sized = {**MODELS[label][1], **SIZES.get(label, {}).get(req.preset, {})}

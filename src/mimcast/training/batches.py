@@ -15,16 +15,21 @@ from torch.utils.data import Sampler
 from mimcast.errors import ConfigError
 
 
+def check_batch_split(batch_size: int, world: int) -> None:
+    """A ConfigError unless the global batch splits evenly over the processes."""
+    if batch_size % world:
+        raise ConfigError(
+            f"train.batch_size {batch_size} is not divisible by the {world} processes"
+        )
+
+
 class StepSampler(Sampler[list[int]]):
     """Yields this rank's slice of the global batch for steps start..stop-1."""
 
     def __init__(
         self, n: int, *, batch_size: int, seed: int, steps: range, rank: int = 0, world: int = 1
     ) -> None:
-        if batch_size % world:
-            raise ConfigError(
-                f"train.batch_size {batch_size} is not divisible by the {world} processes"
-            )
+        check_batch_split(batch_size, world)
         self.n, self.batch_size, self.seed, self.steps = n, batch_size, seed, steps
         self.rank, self.world = rank, world
         self._perms: dict[int, np.ndarray] = {}  # epoch -> permutation (the last few only)
