@@ -232,12 +232,12 @@ class FrameMetrics:
 
     def _similarity(self, pred: Tensor, truth: Truth) -> dict[str, Tensor]:
         """SSIM (both windows) and PSNR per sequence and frame, (B, T) each."""
-        unit = self._unit(pred)
-        # a forecast repeating one frame (persistence) needs its moments once per sequence
-        once = unit[:, :1] if _repeats_one_frame(unit) else unit
+        # a forecast repeating one frame (persistence) needs it once per sequence: the
+        # (B, 1, ...) tensors broadcast against the truth's (B, T, ...)
+        unit = self._unit(pred[:, :1] if _repeats_one_frame(pred) else pred)
         names = ("ssim", "ssim_legacy")
         sums = {
-            name: ssim_of(moments(once, w), y, w)
+            name: ssim_of(moments(unit, w), y, w)
             for name, w, y in zip(names, self.windows, truth.moments, strict=False)
         }
         sums["psnr"] = _psnr(_levels(unit), truth.levels)

@@ -82,27 +82,37 @@ def local_mean(maps: Tensor, window: Window) -> Tensor:
 
 @dataclass(frozen=True)
 class Moments:
-    """Local mean and variance (with the window's covariance norm) of float64 frames, and the
-    frames themselves for the cross term."""
+    """Local mean, its square, and variance (with the window's covariance norm) of float64
+    frames, and the frames themselves for the cross term."""
 
     frames: Tensor  # (B, T, C, H, W), or (B, 1, C, H, W) for a frame repeated over T
     mean: Tensor  # (B, T or 1, C, H', W')
+    mean_sq: Tensor  # mean * mean
     var: Tensor
+
+
+def _scaled(factor: float, x: Tensor) -> Tensor:
+    return x if factor == 1.0 else factor * x  # x * 1.0 is x: the work is saved, not the value
 
 
 def moments(frames: Tensor, window: Window) -> Moments:
     """The local moments of float64 (B, T, C, H, W) frames under ``window``."""
-    mu = local_mean(torch.stack([frames, frames * frames]), window)
-    return Moments(frames, mu[0], window.cov_norm * (mu[1] - mu[0] * mu[0]))
+    mean = local_mean(frames, window)
+    mean_sq = mean * mean
+    var = _scaled(window.cov_norm, local_mean(frames * frames, window).sub_(mean_sq))
+    return Moments(frames, mean, mean_sq, var)
 
 
 def ssim_of(x: Moments, y: Moments, window: Window) -> Tensor:
-    """Mean SSIM over the valid region per frame, channels averaged: (B, T)."""
-    ux, uy = x.mean, y.mean
-    vxy = window.cov_norm * (local_mean(x.frames * y.frames, window) - ux * uy)
+    """Mean SSIM over the valid region per frame, channels averaged: (B, T). The map is
+    ``(2 ux uy + c1)(2 vxy + c2) / ((ux^2 + uy^2 + c1)(vx + vy + c2))``, worked out in place on
+    a few temporaries (the frames are large, every fresh tensor costs)."""
     c1, c2 = (0.01 * window.data_range) ** 2, (0.03 * window.data_range) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (x.var + y.var + c2))
-    return s.mean(dim=(-2, -1)).mean(-1)
+    uxy = x.mean * y.mean
+    vxy = _scaled(window.cov_norm, local_mean(x.frames * y.frames, window).sub_(uxy))
+    num = uxy.mul_(2).add_(c1).mul_(vxy.mul_(2).add_(c2))
+    den = (x.mean_sq + y.mean_sq).add_(c1).mul_((x.var + y.var).add_(c2))
+    return num.div_(den).mean(dim=(-2, -1)).mean(-1)
 
 
 def ssim_with(pred: Tensor, true: Tensor, window: Window) -> Tensor:
