@@ -24,6 +24,11 @@ range is ``data_range`` (default (0, 1)). Conventions (see docs / REFERENCE.md):
   A ratio with a zero denominator is NaN.
 
 ``FrameMetrics`` keeps float64 per-frame **sums** so that distributed runs can all-reduce them.
+Scoring several forecasts of one truth (a model and its baselines), ``prepare(true)`` makes a
+``Truth`` that holds what the metrics take from the truth alone (its SSIM window moments, PSNR
+levels, data units, events), so each forecast pays only for its own side; a forecast that
+repeats one frame (persistence) has its side computed once per sequence. The values are those
+of scoring each forecast alone.
 """
 
 from __future__ import annotations
