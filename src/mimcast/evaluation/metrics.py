@@ -207,7 +207,7 @@ class FrameMetrics:
         if self.thresholds:
             values = self._thresholded(frames)
             events = _events(values, self.thresholds, values.dtype)
-        windows = tuple(moments(unit, w) for w in self.windows)
+        windows = moments(unit, self.windows)
         return Truth(true, frames, self._settings(), units, windows, _levels(unit), events)
 
     def _truth_for(self, true: Tensor | Truth, dtype: torch.dtype) -> Truth:
@@ -240,11 +240,8 @@ class FrameMetrics:
         # a forecast repeating one frame (persistence) needs it once per sequence: the
         # (B, 1, ...) tensors broadcast against the truth's (B, T, ...)
         unit = self._unit(pred[:, :1] if _repeats_one_frame(pred) else pred)
-        names = ("ssim", "ssim_legacy")
-        sums = {
-            name: ssim_of(moments(unit, w), y, w)
-            for name, w, y in zip(names, self.windows, truth.moments, strict=False)
-        }
+        scores = ssim_of(moments(unit, self.windows), truth.moments, self.windows)
+        sums = dict(zip(("ssim", "ssim_legacy"), scores, strict=False))
         sums["psnr"] = _psnr(_levels(unit), truth.levels)
         return sums
 

@@ -11,6 +11,7 @@ is expected. Computed in float64.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -95,30 +96,44 @@ def _scaled(factor: float, x: Tensor) -> Tensor:
     return x if factor == 1.0 else factor * x  # x * 1.0 is x: the work is saved, not the value
 
 
-def moments(frames: Tensor, window: Window) -> Moments:
-    """The local moments of float64 (B, T, C, H, W) frames under ``window``."""
-    mean = local_mean(frames, window)
-    mean_sq = mean * mean
-    var = _scaled(window.cov_norm, local_mean(frames * frames, window).sub_(mean_sq))
-    return Moments(frames, mean, mean_sq, var)
+def moments(frames: Tensor, windows: Sequence[Window]) -> tuple[Moments, ...]:
+    """The local moments of float64 (B, T, C, H, W) frames under each window (the squares
+    computed once for all)."""
+    squares, out = frames * frames, []
+    for w in windows:
+        mean = local_mean(frames, w)
+        mean_sq = mean * mean
+        out.append(
+            Moments(
+                frames, mean, mean_sq, _scaled(w.cov_norm, local_mean(squares, w).sub_(mean_sq))
+            )
+        )
+    return tuple(out)
 
 
-def ssim_of(x: Moments, y: Moments, window: Window) -> Tensor:
-    """Mean SSIM over the valid region per frame, channels averaged: (B, T). The map is
-    ``(2 ux uy + c1)(2 vxy + c2) / ((ux^2 + uy^2 + c1)(vx + vy + c2))``, worked out in place on
-    a few temporaries (the frames are large, every fresh tensor costs)."""
+def _ssim_map_mean(x: Moments, y: Moments, cross: Tensor, window: Window) -> Tensor:
+    """The map ``(2 ux uy + c1)(2 vxy + c2) / ((ux^2 + uy^2 + c1)(vx + vy + c2))`` averaged,
+    worked out in place on a few temporaries (the frames are large: every fresh tensor costs).
+    """
     c1, c2 = (0.01 * window.data_range) ** 2, (0.03 * window.data_range) ** 2
     uxy = x.mean * y.mean
-    vxy = _scaled(window.cov_norm, local_mean(x.frames * y.frames, window).sub_(uxy))
+    vxy = _scaled(window.cov_norm, local_mean(cross, window).sub_(uxy))
     num = uxy.mul_(2).add_(c1).mul_(vxy.mul_(2).add_(c2))
     den = (x.mean_sq + y.mean_sq).add_(c1).mul_((x.var + y.var).add_(c2))
     return num.div_(den).mean(dim=(-2, -1)).mean(-1)
 
 
+def ssim_of(x: Sequence[Moments], y: Sequence[Moments], windows: Sequence[Window]) -> list[Tensor]:
+    """Mean SSIM over the valid region per frame, channels averaged, (B, T), under each window
+    of the moments ``x`` and ``y`` (the cross products computed once for all)."""
+    cross = x[0].frames * y[0].frames
+    return [_ssim_map_mean(*m, cross, w) for *m, w in zip(x, y, windows, strict=True)]
+
+
 def ssim_with(pred: Tensor, true: Tensor, window: Window) -> Tensor:
     """SSIM per frame of (B, T, C, H, W) frames under ``window``: (B, T)."""
     x, y = pred.double(), true.double()
-    return ssim_of(moments(x, window), moments(y, window), window)
+    return ssim_of(moments(x, [window]), moments(y, [window]), [window])[0]
 
 
 def ssim_frames(pred: Tensor, true: Tensor, sigma: float = 1.5) -> Tensor:
