@@ -10,7 +10,7 @@ import torch
 
 from mimcast.errors import ConfigError, DataError
 from mimcast.evaluation import baselines as bl
-from mimcast.evaluation.metrics import FrameMetrics
+from mimcast.evaluation.metrics import FrameMetrics, psnr_frames, ssim_frames, ssim_legacy_frames
 from mimcast.evaluation.skill import BaselineMetrics, add_baselines, format_skill_table
 
 SIZE = 48
@@ -211,3 +211,39 @@ def test_sharded_sums_add_up_to_the_whole() -> None:
     for name in want:
         assert got[name]["per_frame"]["mse"] == pytest.approx(want[name]["per_frame"]["mse"])
         assert got[name]["n_sequences"] == 2
+
+
+def to_grey_levels(x: torch.Tensor) -> torch.Tensor:
+    return 255 * x
+
+
+def test_baselines_on_the_models_truth_score_as_plain_frame_metrics() -> None:
+    """The baselines scored against the Truth the model's metrics prepared (shared window
+    statistics, persistence's computed once per sequence) equal a plain FrameMetrics of each
+    forecast, and the metric functions themselves, to 1e-12."""
+    x = torch.cat(
+        [translated(2, 1, frames=8), translated(-1, 2, frames=8), 0.5 * translated(0, 0, frames=8)]
+    )
+    x = x.float()
+    context, true = x[:, :4], x[:, 4:]
+    chosen, _ = bl.select_baselines("all")
+    kw = dict(to_units=to_grey_levels, thresholds=(0.3, 0.6), n_frames=4)
+    truth = FrameMetrics(**kw).prepare(true)  # as the evaluation's model metrics do
+    trivial = BaselineMetrics(chosen, lambda: FrameMetrics(**kw), (0.0, 1.0))
+    trivial.update(context, truth)
+    got = trivial.compute()
+    assert [b.name for b in chosen] == ["persistence", "flow"]
+    for b in chosen:
+        frames = b.forecast(context, 4, (0.0, 1.0)).frames
+        plain = FrameMetrics(**kw)
+        plain.update(frames, true)
+        want = plain.compute()
+        assert got[b.name]["per_frame"].keys() == want["per_frame"].keys()
+        for k, v in want["per_frame"].items():
+            np.testing.assert_allclose(got[b.name]["per_frame"][k], v, rtol=0, atol=1e-12)
+        p = frames.clamp(0, 1)
+        by_function = {"ssim": ssim_frames(p, true), "ssim_legacy": ssim_legacy_frames(p, true),
+                       "psnr": psnr_frames(p, true)}  # fmt: skip
+        for k, v in by_function.items():
+            np.testing.assert_allclose(got[b.name]["per_frame"][k], v.mean(0), rtol=0, atol=1e-12)
+    assert got["persistence"]["per_frame"]["ssim"][0] < 0.99  # a real comparison, not 1 = 1

@@ -226,3 +226,24 @@ def test_writers(tmp_path, digit_seqs):
     lines = table.splitlines()
     assert len(lines) == 3 + 4 and lines[-1].split()[0] == "mean"
     assert "ssim_legacy" in lines[0]
+
+
+def in_units(x: torch.Tensor) -> torch.Tensor:
+    return 10 * x + 3
+
+
+def test_a_prepared_truth_scores_as_the_truth_itself(digit_seqs):
+    """One Truth serves the model's and other forecasts' metrics (of the same settings), float32
+    or float64 forecasts alike, and is refused by metrics of other settings."""
+    pred, true = digit_seqs
+    kw = dict(data_range=(-0.1, 1.1), thresholds=(0.3,), to_units=in_units)
+    truth = FrameMetrics(**kw).prepare(true.float())
+    for p in (pred.float(), pred, pred.float()[:, :1].expand(-1, 3, -1, -1, -1)):
+        shared, plain = FrameMetrics(**kw), FrameMetrics(**kw)
+        shared.update(p, truth)
+        plain.update(p, true.float())
+        got, want = shared.compute(), plain.compute()
+        for k, v in want["per_frame"].items():
+            np.testing.assert_allclose(got["per_frame"][k], v, rtol=0, atol=1e-12)
+    with pytest.raises(DataError, match="other settings"):
+        FrameMetrics(thresholds=(0.3,)).update(pred, truth)

@@ -24,6 +24,11 @@ range is ``data_range`` (default (0, 1)). Conventions (see docs / REFERENCE.md):
   A ratio with a zero denominator is NaN.
 
 ``FrameMetrics`` keeps float64 per-frame **sums** so that distributed runs can all-reduce them.
+Scoring several forecasts of one truth (a model and its baselines), ``prepare(true)`` makes a
+``Truth`` that holds what the metrics take from the truth alone (its SSIM window moments, PSNR
+levels, data units, events), so each forecast pays only for its own side; a forecast that
+repeats one frame (persistence) has its side computed once per sequence. The values are those
+of scoring each forecast alone.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import csv
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,82 +45,27 @@ import torch
 from torch import Tensor
 
 from mimcast.errors import ConfigError, DataError
+from mimcast.evaluation.ssim import GAUSSIAN, LEGACY, Moments, check_frames, moments, ssim_of
+from mimcast.evaluation.ssim import ssim_frames as ssim_frames  # the metric functions, together
+from mimcast.evaluation.ssim import ssim_legacy_frames as ssim_legacy_frames
 
 PSNR_CAP = 100.0
 _SUM_NAMES = ("mse", "mae", "mse_pixel", "mae_pixel")
-
-
-def _check(pred: Tensor, true: Tensor) -> None:
-    if pred.ndim != 5 or pred.shape != true.shape:
-        raise DataError(
-            f"metrics expect pred and true of the same shape (B, T, C, H, W); "
-            f"got {tuple(pred.shape)} and {tuple(true.shape)}"
-        )
 
 
 def _as_float(x: Tensor) -> Tensor:
     return x if x.dtype == torch.float64 else x.float()
 
 
-def _band(kernel: Tensor, n: int) -> Tensor:
-    """(n-k+1, n) matrix whose row i holds ``kernel`` at columns i..i+k-1 (valid correlation)."""
-    k = kernel.numel()
-    band = torch.zeros(n - k + 1, n, dtype=torch.float64)
-    for j in range(k):
-        band.diagonal(j).fill_(float(kernel[j]))
-    return band
+def _levels(frames01: Tensor) -> Tensor:
+    """The 8-bit levels PSNR is taken on: ``uint8(clip(x, 0, 1) * 255)`` of float64 frames."""
+    return torch.floor(frames01.clamp(0, 1) * 255)
 
 
-def _ssim_valid(
-    pred: Tensor, true: Tensor, kernel: Tensor, data_range: float, cov_norm: float
-) -> Tensor:
-    """Mean SSIM map over the valid region (skimage's crop of (win-1)/2) per frame, channels
-    averaged. ``kernel`` is a normalised 1-D window applied separably. (B,T,C,H,W) -> (B,T)."""
-    _check(pred, true)
-    b, t, c, h, w = pred.shape
-    k = kernel.numel()
-    if h < k or w < k:
-        raise DataError(f"frames of {h}x{w} are smaller than the SSIM window {k}")
-    x = pred.double().reshape(b * t * c, 1, h, w)
-    y = true.double().reshape(b * t * c, 1, h, w)
-    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B*T*C, 5, H, W)
-    # separable valid filtering as banded matrices: float64 matmul is much faster than conv2d
-    bh, bw = _band(kernel, h).to(stack), _band(kernel, w).to(stack)
-    m = bh @ stack @ bw.T  # (B*T*C, 5, H-k+1, W-k+1)
-    ux, uy, uxx, uyy, uxy = m.unbind(1)
-    vx, vy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy)
-    vxy = cov_norm * (uxy - ux * uy)
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return s.mean(dim=(-2, -1)).reshape(b, t, c).mean(-1)
-
-
-def ssim_frames(pred: Tensor, true: Tensor, sigma: float = 1.5) -> Tensor:
-    """Gaussian SSIM (Wang et al. 2004) per frame of frames in [0, 1]: (B,T,C,H,W) -> (B,T).
-
-    Window of 11 taps (radius int(3.5*sigma+0.5)), population covariance, data_range 1, mean over
-    the valid region; equals ``skimage.metrics.structural_similarity(gaussian_weights=True,
-    sigma=1.5, use_sample_covariance=False, data_range=1)``. torchmetrics 1.9 uses the same map but
-    averages it over the reflect-padded full image (no border crop), which differs by up to ~0.02
-    on sparse digit frames. Channels are averaged. Computed in float64.
-    """
-    r = int(3.5 * sigma + 0.5)
-    g = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float64) / sigma) ** 2)
-    return _ssim_valid(pred, true, g / g.sum(), data_range=1.0, cov_norm=1.0)
-
-
-def ssim_legacy_frames(
-    pred: Tensor, true: Tensor, data_range: float = 2.0, win_size: int = 7
-) -> Tensor:
-    """Legacy scikit-image ``compare_ssim`` defaults per frame: (B, T, C, H, W) -> (B, T).
-
-    Uniform ``win_size`` window, sample covariance (N/(N-1)), ``data_range`` 2 (old skimage's
-    float default); only the valid region (border of (win-1)/2 cropped) is averaged, as skimage
-    does; channels are averaged. Computed in float64.
-    """
-    n = win_size * win_size
-    box = torch.full((win_size,), 1.0 / win_size, dtype=torch.float64)
-    return _ssim_valid(pred, true, box, data_range=data_range, cov_norm=n / (n - 1))
+def _psnr(pred_levels: Tensor, true_levels: Tensor) -> Tensor:
+    mse = (pred_levels - true_levels).pow(2).mean(dim=(2, 3, 4))  # (B, T)
+    psnr = 20 * math.log10(255.0) - 10 * torch.log10(mse)
+    return psnr.clamp(max=PSNR_CAP)
 
 
 def psnr_frames(pred: Tensor, true: Tensor) -> Tensor:
@@ -123,12 +74,22 @@ def psnr_frames(pred: Tensor, true: Tensor) -> Tensor:
     Frames become ``uint8(clip(x, 0, 1) * 255)`` (truncation, as ``np.uint8``); identical frames
     give ``PSNR_CAP``.
     """
-    _check(pred, true)
-    p = torch.floor(pred.double().clamp(0, 1) * 255)
-    y = torch.floor(true.double().clamp(0, 1) * 255)
-    mse = (p - y).pow(2).mean(dim=(2, 3, 4))  # (B, T)
-    psnr = 20 * math.log10(255.0) - 10 * torch.log10(mse)
-    return psnr.clamp(max=PSNR_CAP)
+    check_frames(pred, true)
+    return _psnr(_levels(pred.double()), _levels(true.double()))
+
+
+def _events(x: Tensor, thresholds: Sequence[float], dtype: torch.dtype) -> Tensor:
+    """``x >= threshold`` per threshold, the thresholds in ``dtype``: (K, B, T, C, H, W)."""
+    thr = torch.as_tensor(list(thresholds), dtype=dtype, device=x.device)
+    return x.unsqueeze(0) >= thr.view(-1, 1, 1, 1, 1, 1)
+
+
+def _counts(pred_events: Tensor, true_events: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    pe, te, dims = pred_events, true_events, (1, 3, 4, 5)
+    hits = (pe & te).sum(dims).double()
+    misses = (~pe & te).sum(dims).double()
+    false_alarms = (pe & ~te).sum(dims).double()
+    return hits, misses, false_alarms
 
 
 def contingency_counts(
@@ -138,19 +99,31 @@ def contingency_counts(
 
     Event: ``value >= threshold``. Returns three float64 tensors of shape (K, T).
     """
-    _check(pred, true)
-    thr = torch.as_tensor(list(thresholds), dtype=pred.dtype, device=pred.device)
-    thr = thr.view(-1, 1, 1, 1, 1, 1)  # (K, 1, 1, 1, 1, 1)
-    pe, te = pred.unsqueeze(0) >= thr, true.unsqueeze(0) >= thr  # (K, B, T, C, H, W)
-    dims = (1, 3, 4, 5)
-    hits = (pe & te).sum(dims).double()
-    misses = (~pe & te).sum(dims).double()
-    false_alarms = (pe & ~te).sum(dims).double()
-    return hits, misses, false_alarms
+    check_frames(pred, true)
+    return _counts(_events(pred, thresholds, pred.dtype), _events(true, thresholds, pred.dtype))
+
+
+def _repeats_one_frame(frames: Tensor) -> bool:
+    """Whether every lead time holds the same frame (persistence): exact equality."""
+    return frames.shape[1] > 1 and bool((frames[:, 1:] == frames[:, :1]).all())
 
 
 def _ratio(num: Tensor, den: Tensor) -> Tensor:
     return torch.where(den > 0, num / den.clamp(min=1e-300), torch.full_like(num, math.nan))
+
+
+@dataclass(frozen=True)
+class Truth:
+    """One batch's truth made ready for scoring any number of forecasts against it
+    (``FrameMetrics.prepare``): what the metrics take from the truth alone, computed once."""
+
+    source: Tensor  # as given, to prepare again for forecasts of another dtype
+    frames: Tensor  # (B, T, C, H, W) in the dtype the forecasts are scored in
+    settings: tuple  # those of the FrameMetrics that prepared it
+    units: Tensor | None  # to_units(frames), float64
+    moments: tuple[Moments, ...]  # under each SSIM window, of the frames rescaled to [0, 1]
+    levels: Tensor  # PSNR's 8-bit levels
+    events: Tensor | None  # (K, B, T, C, H, W): frames >= each threshold
 
 
 class FrameMetrics:
@@ -159,7 +132,9 @@ class FrameMetrics:
     ``state()`` returns float64 tensors (sums and ``count``, each of shape (T,), contingency
     counts of shape (K, T)) that can be all-reduced, e.g. ``m.reduce(dist.all_reduce)``, or
     merged with ``merge(other.state())``. Pass ``n_frames`` so that a rank without data still
-    holds state tensors of the right shape.
+    holds state tensors of the right shape. Several forecasts of one truth (a model and the
+    baselines) share the truth's part of the work: ``truth = m.prepare(true)``, then
+    ``update(pred, truth)`` on each FrameMetrics of the same settings.
     """
 
     def __init__(
@@ -183,6 +158,7 @@ class FrameMetrics:
         self.thresholds = tuple(float(t) for t in thresholds)
         self.legacy_ssim = legacy_ssim
         self.threshold_units = threshold_units
+        self.windows = (GAUSSIAN, LEGACY) if legacy_ssim else (GAUSSIAN,)
         self._state: dict[str, Tensor] = {}
         if n_frames is not None:
             self._init_state(int(n_frames), torch.device("cpu"))
@@ -202,10 +178,78 @@ class FrameMetrics:
             for n in ("hits", "misses", "false_alarms"):
                 self._state[n] = torch.zeros(k, t, **z)
 
+    def _settings(self) -> tuple:
+        return (self.data_range, self.to_units, self.thresholds, self.legacy_ssim,
+                self.threshold_units)  # fmt: skip
+
+    def _unit(self, frames: Tensor) -> Tensor:
+        """Frames rescaled from data_range to [0, 1], as float64."""
+        lo, hi = self.data_range
+        return ((frames - lo) / (hi - lo)).double()
+
+    def _thresholded(self, frames: Tensor) -> Tensor:
+        """What the thresholds apply to: the frames, or their data units."""
+        return self.to_units(frames) if self.threshold_units == "data" else frames
+
     @torch.no_grad()
-    def update(self, pred: Tensor, true: Tensor) -> None:
-        """Add one batch; pred, true: (B, T, C, H, W) in model units."""
-        _check(pred, true)
+    def prepare(self, true: Tensor, dtype: torch.dtype | None = None) -> Truth:
+        """``true`` (B, T, C, H, W) in model units made ready for ``update`` of forecasts of
+        ``dtype`` (default: the truth's own, float32 or float64), on any FrameMetrics of these
+        settings."""
+        if true.ndim != 5:
+            raise DataError(
+                f"metrics expect true of shape (B, T, C, H, W); got {tuple(true.shape)}"
+            )
+        frames = _as_float(true).to(dtype or _as_float(true).dtype)
+        unit = self._unit(frames)
+        units = self.to_units(frames).double() if self.to_units is not None else None
+        events = None
+        if self.thresholds:
+            values = self._thresholded(frames)
+            events = _events(values, self.thresholds, values.dtype)
+        windows = moments(unit, self.windows)
+        return Truth(true, frames, self._settings(), units, windows, _levels(unit), events)
+
+    def _truth_for(self, true: Tensor | Truth, dtype: torch.dtype) -> Truth:
+        if isinstance(true, Tensor):
+            return self.prepare(true, dtype)
+        if true.settings != self._settings():
+            raise DataError(
+                "this Truth was prepared by a FrameMetrics of other settings (data_range, "
+                "to_units, thresholds, legacy_ssim, threshold_units): prepare it with these"
+            )
+        return true if true.frames.dtype == dtype else self.prepare(true.source, dtype)
+
+    def _errors(self, pred: Tensor, truth: Truth) -> dict[str, Tensor]:
+        """MSE and MAE sums per sequence and frame, (B, T) each."""
+        npix = pred[0, 0].numel()
+        diff = (pred - truth.frames).double()
+        sums = {
+            "mse": diff.pow(2).sum(dim=(2, 3, 4)),  # (B, T)
+            "mae": diff.abs().sum(dim=(2, 3, 4)),
+        }
+        sums["mse_pixel"], sums["mae_pixel"] = sums["mse"] / npix, sums["mae"] / npix
+        if truth.units is not None:
+            du = self.to_units(pred).double() - truth.units
+            sums["mse_units"] = du.pow(2).mean(dim=(2, 3, 4))
+            sums["mae_units"] = du.abs().mean(dim=(2, 3, 4))
+        return sums
+
+    def _similarity(self, pred: Tensor, truth: Truth) -> dict[str, Tensor]:
+        """SSIM (both windows) and PSNR per sequence and frame, (B, T) each."""
+        # a forecast repeating one frame (persistence) needs it once per sequence: the
+        # (B, 1, ...) tensors broadcast against the truth's (B, T, ...)
+        unit = self._unit(pred[:, :1] if _repeats_one_frame(pred) else pred)
+        scores = ssim_of(moments(unit, self.windows), truth.moments, self.windows)
+        sums = dict(zip(("ssim", "ssim_legacy"), scores, strict=False))
+        sums["psnr"] = _psnr(_levels(unit), truth.levels)
+        return sums
+
+    @torch.no_grad()
+    def update(self, pred: Tensor, true: Tensor | Truth) -> None:
+        """Add one batch; pred (B, T, C, H, W) in model units, true the same or its ``Truth``
+        from ``prepare`` (shared by several forecasts of one truth)."""
+        check_frames(pred, true.frames if isinstance(true, Truth) else true)
         t = pred.shape[1]
         if not self._state:
             self._init_state(t, pred.device)
@@ -215,35 +259,15 @@ class FrameMetrics:
             )
         lo, hi = self.data_range
         pred = _as_float(pred).clamp(lo, hi)  # (B, T, C, H, W)
-        true = _as_float(true).to(pred.dtype)
+        truth = self._truth_for(true, pred.dtype)
         dev = self._state["count"].device
-        npix = pred[0, 0].numel()
-        diff = (pred - true).double()
-        sums = {
-            "mse": diff.pow(2).sum(dim=(2, 3, 4)),  # (B, T)
-            "mae": diff.abs().sum(dim=(2, 3, 4)),
-        }
-        sums["mse_pixel"], sums["mae_pixel"] = sums["mse"] / npix, sums["mae"] / npix
-        if self.to_units is not None:
-            du = self.to_units(pred).double() - self.to_units(true).double()
-            sums["mse_units"] = du.pow(2).mean(dim=(2, 3, 4))
-            sums["mae_units"] = du.abs().mean(dim=(2, 3, 4))
-        p01, t01 = (pred - lo) / (hi - lo), (true - lo) / (hi - lo)  # frames in [0, 1]
-        sums["ssim"] = ssim_frames(p01, t01)
-        if self.legacy_ssim:
-            sums["ssim_legacy"] = ssim_legacy_frames(p01, t01)
-        sums["psnr"] = psnr_frames(p01, t01)
-        for name, v in sums.items():
+        for name, v in (self._errors(pred, truth) | self._similarity(pred, truth)).items():
             self._state[name] += v.double().sum(0).to(dev)
         self._state["count"] += pred.shape[0]
         if self.thresholds:
-            if self.threshold_units == "data":
-                pred, true = self.to_units(pred), self.to_units(true)
-            for name, v in zip(
-                ("hits", "misses", "false_alarms"),
-                contingency_counts(pred, true, self.thresholds),
-                strict=True,
-            ):
+            values = self._thresholded(pred)
+            counts = _counts(_events(values, self.thresholds, values.dtype), truth.events)
+            for name, v in zip(("hits", "misses", "false_alarms"), counts, strict=True):
                 self._state[name] += v.to(dev)
 
     def state(self) -> dict[str, Tensor]:

@@ -2,8 +2,10 @@
 skill per lead time, and one plain line saying whether the model beats them.
 
 ``BaselineMetrics`` scores every chosen baseline with its own ``FrameMetrics`` (made like the
-model's) over the batches the model is scored on; its sums, and the count of sequences in which
-a method found no motion, all-reduce like FrameMetrics' do, so sharded evaluations add up.
+model's) over the batches the model is scored on, all against one ``Truth`` per batch (the
+model's, where the caller passes it: the truth's part of the metrics is computed once); its
+sums, and the count of sequences in which a method found no motion, all-reduce like
+FrameMetrics' do, so sharded evaluations add up.
 Skill at lead time k is ``1 - MSE_model[k] / MSE_baseline[k]`` (positive: the model is better;
 0: as good; NaN where the baseline is exact); over the horizon it is ``1 - mean MSE_model /
 mean MSE_baseline``.
@@ -19,7 +21,7 @@ import torch
 from torch import Tensor
 
 from mimcast.evaluation.baselines import Baseline
-from mimcast.evaluation.metrics import FrameMetrics
+from mimcast.evaluation.metrics import FrameMetrics, Truth
 
 
 class BaselineMetrics:
@@ -37,10 +39,15 @@ class BaselineMetrics:
         self.no_motion = {b.name: torch.zeros(1, dtype=torch.float64) for b in self.baselines}
 
     @torch.no_grad()
-    def update(self, context: Tensor, true: Tensor) -> None:
-        """context (B, Tc, C, H, W), true (B, T, C, H, W), in model units."""
+    def update(self, context: Tensor, true: Tensor | Truth) -> None:
+        """context (B, Tc, C, H, W), true (B, T, C, H, W) in model units or its ``Truth``
+        (``FrameMetrics.prepare`` of metrics made like these)."""
+        if not self.baselines:
+            return
+        if isinstance(true, Tensor):
+            true = self.metrics[self.baselines[0].name].prepare(true)
         for b in self.baselines:
-            forecast = b.forecast(context, true.shape[1], self.value_range)
+            forecast = b.forecast(context, true.frames.shape[1], self.value_range)
             self.metrics[b.name].update(forecast.frames, true)
             self.no_motion[b.name] += float(forecast.no_motion.sum())
 

@@ -170,8 +170,9 @@ def measure(
             with autocast(device, cfg.train.precision):
                 preds = model(frames, context_len)
             preds = Forecaster.forecast_part(preds.float(), context_len)
-            metrics.update(preds, frames[:, context_len:])
-            trivial.update(frames[:, :context_len], frames[:, context_len:])
+            truth = metrics.prepare(frames[:, context_len:])  # shared by model and baselines
+            metrics.update(preds, truth)
+            trivial.update(frames[:, :context_len], truth)
             shown += list(zip(frames.cpu(), preds.cpu()))[: cfg.eval.show - len(shown)]
     metrics.reduce(dist_utils.all_reduce_sum)
     trivial.reduce(dist_utils.all_reduce_sum)
