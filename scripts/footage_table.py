@@ -24,7 +24,7 @@ def row(run: Path) -> str:
     took = re.search(r"done: .*\((\d+) s\)", log.read_text()) if log.exists() else None
     secs = float(took.group(1)) if took else float("nan")
     return (
-        f"| {run.name} | {m['count']} | {model:.2f} | {p:.2f} | {f:.2f} | {model / p:.2f} | "
+        f"| {run.name} | {m['n_sequences']} | {model:.2f} | {p:.2f} | {f:.2f} | {model / p:.2f} | "
         f"{model / f:.2f} | {1 - model / p:+.2f} | {1 - model / f:+.2f} | {secs / 60:.1f} |"
     )
 

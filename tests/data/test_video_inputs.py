@@ -204,8 +204,9 @@ def test_every_folder_of_three_clips_or_more_splits_by_file(tmp_path, n) -> None
 def test_five_clips_of_sixty_frames_from_the_command_line(tmp_path, capsys) -> None:
     for k in range(5):
         write_video(tmp_path / f"c{k}.avi", ramp(60, h=8, w=8), fps=4)
+    sets = ("data.options.seq_len=20", "data.options.stride=20")
     code, out, err = run_cli(capsys, "data", "info", "--data", "video", "--data-root", tmp_path,
-                             "--set", "data.options.seq_len=20")  # fmt: skip
+                             "--set", *sets)  # fmt: skip
     assert code == 0, err
     assert "train: 9 windows" in out and "val: 3 windows" in out and "test: 3 windows" in out
 
