@@ -140,8 +140,7 @@ def test_bad_video_input(tmp_path) -> None:
 
 
 def test_short_clips_get_one_val_and_test_window_long_ones_their_fractions() -> None:
-    from mimcast.data.base import split_bounds
-    from mimcast.data.video import time_bounds
+    from mimcast.data.base import split_bounds, time_bounds
 
     assert time_bounds(68, (0.8, 0.1, 0.1), 20, "c") == {
         "train": (0, 28), "val": (28, 48), "test": (48, 68)

@@ -244,6 +244,45 @@ def split_bounds(n: int, fractions: Sequence[float], where: str) -> dict[str, tu
     return {"train": (0, a), "val": (a, b), "test": (b, c)}
 
 
+def time_bounds(
+    n: int, fractions: Sequence[float], seq_len: int, where: str
+) -> dict[str, tuple[int, int]]:
+    """[start, stop) of train/val/test within a clip of `n` frames: `split_bounds`, then val
+    and test (of a non-zero fraction) each grown to one window of `seq_len` frames where their
+    fraction holds none, taken from the end of train while train keeps a window (a 68-frame
+    clip, seq_len 20: 28/20/20 instead of 54/7/7, which would hold no val or test window).
+    Growing only where a part would be empty keeps every clip long enough as it was. (The
+    parts are sized with this split's seq_len: eval_options.seq_len more than twice the
+    training one on a clip this short could make the test part reach into training frames.)"""
+    bounds = split_bounds(n, fractions, where)
+    lengths = [b - a for a, b in bounds.values()]
+    for k in (2, 1):  # test first: it is the part the user reads
+        need = seq_len - lengths[k]
+        if float(fractions[k]) > 0 and need > 0 and lengths[0] - need >= seq_len:
+            lengths[0] -= need
+            lengths[k] = seq_len
+    a, b = lengths[0], lengths[0] + lengths[1]
+    return {"train": (0, a), "val": (a, b), "test": (b, b + lengths[2])}
+
+
+def file_bounds(n: int, fractions: Sequence[float], where: str) -> dict[str, tuple[int, int]]:
+    """[start, stop) of train/val/test over `n` clips: `split_bounds`, then one clip more for
+    each split of a non-zero fraction that rounding left empty (3 clips: 1/1/1, 5: 3/1/1),
+    taken from the clips no fraction covers, else from the largest split."""
+    bounds = split_bounds(n, fractions, where)
+    counts = [b - a for a, b in bounds.values()]
+    wanted = [k for k in (0, 2, 1) if float(fractions[k]) > 0]
+    if n < len(wanted):
+        raise DataError(f"{where}: {n} clip(s) cannot be split by file into "
+                        f"{len(wanted)} parts: give data.options.split_by=time")  # fmt: skip
+    for k in (k for k in wanted if counts[k] == 0):
+        if sum(counts) == n:  # no spare clip: the largest split gives one
+            counts[max(range(3), key=lambda j: counts[j])] -= 1
+        counts[k] += 1
+    a, b = counts[0], counts[0] + counts[1]
+    return {"train": (0, a), "val": (a, b), "test": (b, b + counts[2])}
+
+
 def find_in_folder(root: Path, patterns: Sequence[str], what: str) -> tuple[Path, str]:
     """The file a data-set folder holds under one of its standard names (glob patterns, in
     order of preference, e.g. OpenSTL's data/moving_mnist/ layout), and a note naming the
