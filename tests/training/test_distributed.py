@@ -237,5 +237,34 @@ def test_a_batch_not_divisible_by_the_processes_is_refused(runs, tmp_path) -> No
     assert not (tmp_path / "odd").exists()
 
 
+def test_sigterm_to_torchrun_ends_every_rank_with_a_resumable_checkpoint(runs, tmp_path) -> None:
+    """SIGTERM to the launcher (a scheduler's preemption): torchrun passes it to both ranks,
+    which finish their step, save one checkpoint and stop; the run then resumes on 2."""
+    import signal
+    import time
+
+    cfg_file, run_dir = runs / "tiny.yaml", tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "mimcast", "train", "--config", str(cfg_file), "--steps", "400",
+           "--no-eval", "--run-dir", str(run_dir),
+           "--set", "train.checkpoint_every=1000"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ((run_dir / "log.csv").is_file() and len(log_rows(run_dir)) >= 3):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0  # stopped, not finished
+    step = load_checkpoint(RunDir(run_dir).checkpoints, "last").step  # the signal's checkpoint
+    assert 3 <= step < 400, (out, err[-3000:])
+    assert f"stopped by SIGTERM at step {step}; checkpoint saved" in out
+    assert [int(r["step"]) for r in log_rows(run_dir)] == list(range(1, step + 1))
+    torchrun(2, "-m", "mimcast", "train", "--config", cfg_file, "--steps", str(step + 2),
+             "--resume", "--no-eval", "--run-dir", run_dir)  # fmt: skip
+    assert load_checkpoint(RunDir(run_dir).checkpoints, "last").step == step + 2
+
+
 if __name__ == "__main__":  # the worker of test_distributed_evaluation_counts_every_sequence_once
     eval_worker(Path(sys.argv[1]), Path(sys.argv[2]))
