@@ -68,9 +68,8 @@ def test_convlstm_cell_is_shi_et_al() -> None:
     close(state.c, C_t)
 
 
-def test_st_lstm_cell_is_equation_1() -> None:
-    cell = randomise(STLSTMCell(CIN, C, SPEC, bias=True))
-    X, H_, C_, M = rand(B, CIN, H, W), rand(B, C, H, W), rand(B, C, H, W), rand(B, C, H, W)
+def st_lstm_equation_1(cell: STLSTMCell, X, H_, C_, M):
+    """Eq. 1 of the MIM paper (PredRNN's ST-LSTM): (H_t, C_t, M_t)."""
     W_xi, W_xf, W_xg, W_xi_, W_xf_, W_xg_, W_xo = gates(cell.conv_x, 7)
     W_hi, W_hf, W_hg, W_ho = gates(cell.conv_h, 4)
     W_mi, W_mf, W_mg = gates(cell.conv_m, 3)
@@ -86,7 +85,13 @@ def test_st_lstm_cell_is_equation_1() -> None:
     M_t = f_ * M + i_ * g_
     o = sigmoid(conv(W_xo, X) + conv(W_ho, H_) + conv(W_o_cm, torch.cat([C_t, M_t], 1)))
     H_t = o * tanh(F.conv2d(torch.cat([C_t, M_t], 1), cell.conv_last.weight))
+    return H_t, C_t, M_t
 
+
+def test_st_lstm_cell_is_equation_1() -> None:
+    cell = randomise(STLSTMCell(CIN, C, SPEC, bias=True))
+    X, H_, C_, M = rand(B, CIN, H, W), rand(B, C, H, W), rand(B, C, H, W), rand(B, C, H, W)
+    H_t, C_t, M_t = st_lstm_equation_1(cell, X, H_, C_, M)
     (out, m_out), state = cell((X, M), LSTMState(H_, C_))
     close(out, H_t)
     close(m_out, M_t)
@@ -197,12 +202,9 @@ def test_mim_s_is_equation_4() -> None:
     close(S_t, S_expected)
 
 
-@pytest.mark.parametrize("mim_n", (True, False))
-@pytest.mark.parametrize("mim_s", (True, False))
-def test_mim_block_is_equation_2(mim_n: bool, mim_s: bool) -> None:
-    block = randomise(MIMBlock(CIN, C, SPEC, mim_n=mim_n, mim_s=mim_s))
-    X, X_prev = rand(B, CIN, H, W), rand(B, CIN, H, W)  # H_t^{l-1}, H_{t-1}^{l-1}
-    H_, C_, M, N, S = (rand(B, C, H, W) for _ in range(5))
+def mim_block_equation_2(block: MIMBlock, X, diff, H_, C_, M, N, S):
+    """Eq. 2 (with MIM-N, Eq. 3, and MIM-S, Eq. 4, or their ablations):
+    (H_t, C_t, M_t, D_t, N_t, S_t) from H_t^{l-1} = X and its difference in time `diff`."""
     W_xi, W_xg, W_xi_, W_xg_, W_xf_, W_xo = gates(block.conv_x, 6)
     W_hi, W_hg, W_ho = gates(block.conv_h, 3)
     W_mi, W_mg, W_mf = gates(block.conv_m, 3)
@@ -210,11 +212,11 @@ def test_mim_block_is_equation_2(mim_n: bool, mim_s: bool) -> None:
 
     g = tanh(conv(W_xg, X) + conv(W_hg, H_))
     i = sigmoid(conv(W_xi, X) + conv(W_hi, H_))
-    if mim_n:
-        D, N_t = mim_n_equation_3(block.mimn, X - X_prev, N)
+    if block.mimn is not None:
+        D, N_t = mim_n_equation_3(block.mimn, diff, N)
     else:  # ablation: MIM-S reads the raw difference
-        D, N_t = X - X_prev, N
-    if mim_s:
+        D, N_t = diff, N
+    if isinstance(block.mims, MIMS):
         retained, S_t = mim_s_equation_4(block.mims, D, C_, S)
     else:  # ablation: an ordinary forget gate from D and C_{t-1}
         (W_df,), (W_cf,) = gates(block.mims.conv_d, 1), gates(block.mims.conv_c, 1)
@@ -226,7 +228,16 @@ def test_mim_block_is_equation_2(mim_n: bool, mim_s: bool) -> None:
     M_t = f_ * M + i_ * g_
     o = sigmoid(conv(W_xo, X) + conv(W_ho, H_) + conv(W_o_cm, torch.cat([C_t, M_t], 1)))
     H_t = o * tanh(F.conv2d(torch.cat([C_t, M_t], 1), block.conv_last.weight))
+    return H_t, C_t, M_t, D, N_t, S_t
 
+
+@pytest.mark.parametrize("mim_n", (True, False))
+@pytest.mark.parametrize("mim_s", (True, False))
+def test_mim_block_is_equation_2(mim_n: bool, mim_s: bool) -> None:
+    block = randomise(MIMBlock(CIN, C, SPEC, mim_n=mim_n, mim_s=mim_s))
+    X, X_prev = rand(B, CIN, H, W), rand(B, CIN, H, W)  # H_t^{l-1}, H_{t-1}^{l-1}
+    H_, C_, M, N, S = (rand(B, C, H, W) for _ in range(5))
+    H_t, C_t, M_t, D, N_t, S_t = mim_block_equation_2(block, X, X - X_prev, H_, C_, M, N, S)
     (out, m_out, d_out), state = block(
         (X, X - X_prev, M), MIMState(H_, C_, LSTMState(rand(B, C, H, W), N), S)
     )
@@ -236,6 +247,32 @@ def test_mim_block_is_equation_2(mim_n: bool, mim_s: bool) -> None:
     close(state.c, C_t)
     close(state.n.c, N_t)
     close(state.s, S_t)
+
+
+def test_a_three_layer_paper_mim_is_equations_1_to_4_in_time() -> None:
+    """The whole paper-variant stack, 3 layers over 4 steps, against the equations composed by
+    hand: layer 1 Eq. 1 with M from the top layer of the step before (the zigzag), layers 2-3
+    Eq. 2 fed H_t^{l-1} and H_t^{l-1} - H_{t-1}^{l-1} (zero at the first step), M passed up."""
+    config = ModelConfig(name="mim", in_channels=CIN, height=H, width=W, patch_size=1,
+                         hidden=(C, C, C), filter_size=K, variant="paper")  # fmt: skip
+    stack = randomise(build_mim(config))
+    zero = torch.zeros(B, C, H, W, dtype=torch.float64)
+    hs, cs = [zero] * 3, [zero] * 3
+    ns, ss, m_top = [zero] * 3, [zero] * 3, zero
+    state = None
+    for t in range(4):
+        x = rand(B, CIN, H, W)
+        h_prev = list(hs)
+        hs[0], cs[0], m = st_lstm_equation_1(stack.layers[0], x, h_prev[0], cs[0], m_top)
+        for l in (1, 2):
+            diff = hs[l - 1] - h_prev[l - 1] if t else zero  # no H_{t-1} at the first step
+            hs[l], cs[l], m, _, ns[l], ss[l] = mim_block_equation_2(
+                stack.layers[l], hs[l - 1], diff, h_prev[l], cs[l], m, ns[l], ss[l]
+            )
+        m_top = m
+        out, state = stack(x, state)
+        close(out, hs[2])
+        close(state.m, m_top)
 
 
 def test_mim_block_first_step_feeds_a_zero_difference() -> None:
