@@ -5,6 +5,7 @@ units that cannot be mixed up; data roots as folders; one line for every bad inp
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -15,6 +16,7 @@ import xarray as xr
 from PIL import Image
 
 from mimcast.data.video import read_frames, write_video
+from mimcast.runs.train import FEW_WINDOWS
 
 from ..helpers import assert_one_line_error, listing
 from ..helpers import run_cli as mimcast
@@ -60,6 +62,17 @@ def test_a_video_trains_and_predicts_to_video_and_gif(tmp_path, capsys, ext) -> 
     assert np.abs(video.astype(float) - pred).mean() < 8  # the same forecast, lossy-coded
     with Image.open(out[".gif"]) as gif:  # 5 frames (Pillow merges identical neighbours)
         assert gif.size == (20, 20) and 1 <= gif.n_frames <= 5
+
+
+@pytest.mark.parametrize("n_frames", [60, 150])
+def test_a_short_clip_is_told_it_gives_few_training_windows(tmp_path, capsys, n_frames) -> None:
+    clip = tmp_path / "clip.avi"
+    write_video(clip, waves(n_frames), fps=8)
+    code, out, err = train(capsys, tmp_path / "run", "video", clip, "model.patch_size=4")
+    assert code == 0, err
+    windows = int(re.search(r"(\d+) train sequences", out).group(1))
+    note = f"note: only {windows} training windows"
+    assert (note in out) == (windows < FEW_WINDOWS), out  # 60 frames: 22 windows; 150: 58
 
 
 def test_a_folder_of_png_frames_trains(tmp_path, capsys) -> None:
