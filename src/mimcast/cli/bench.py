@@ -257,7 +257,7 @@ def _conv_ceiling(cfg, model, frames, mask, train_s: float, dev: torch.device) -
     }
 
 
-def _child(cfg: dict, path: str, results) -> None:
+def measure_path(cfg: dict, path: str, results) -> None:
     try:
         results.put(("ok", _measure(BenchConfig.from_dict(cfg), path)))
     except Exception as e:  # noqa: BLE001 - any failure is reported to the parent, one line
@@ -300,7 +300,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     for name in PATHS:
         if name == "checkpointed" and not cfg.grad_checkpointing:
             continue
-        results[name] = run_in_child(_child, (cfg.to_dict(), name), name)
+        results[name] = run_in_child(measure_path, (cfg.to_dict(), name), name)
     o, p = results["optimised"], results["plain_fp32"]
     results["ratio_train"] = o["train_seq_s"] / p["train_seq_s"]
     results["ratio_infer"] = o["infer_seq_s"] / p["infer_seq_s"]

@@ -159,18 +159,33 @@ def cmd_bench(a: argparse.Namespace) -> int:
             raise ConfigError(f"output folder {a.json.parent} does not exist")
     if a.rounds < 1:
         raise ConfigError("bench: --rounds must be >= 1")
-    cfg = bench_config(a)
-    if a.against_openstl is not None:
+    if a.study is not None:
+        result = _bench_study(a)
+    elif a.against_openstl is not None:
+        cfg = bench_config(a)
         result = run_against(cfg, a.against_openstl, rounds=a.rounds, compile_=a.compile)
         print(format_against(result))
     else:
-        result = run_bench(cfg)
+        result = run_bench(bench_config(a))
         print(format_bench(result))
     if a.json is not None:
         from mimcast.fs import atomic_write
 
         atomic_write(a.json, json.dumps(result, indent=1))
     return 0
+
+
+def _bench_study(a: argparse.Namespace) -> dict:
+    from mimcast.cli.bench_models import format_model_table, run_model_table, study_bench_configs
+
+    if a.against_openstl is not None or a.set:
+        raise ConfigError("bench --study: --against-openstl and --set do not apply")
+    if a.size < 1 or a.steps < 1:
+        raise ConfigError("bench --study: --size and --steps must be >= 1")
+    configs = study_bench_configs(a.study, a.preset, a.size, a.steps, a.device)
+    result = run_model_table(configs)
+    print(format_model_table(result))
+    return result
 
 
 def cmd_experiment(a: argparse.Namespace) -> int:

@@ -157,6 +157,12 @@ def _bench(sub) -> None:
     )
     b.add_argument("--rounds", type=int, default=6, help="interleaved rounds (--against-openstl)")
     b.add_argument("--compile", action="store_true", help="also the compiled training step")
+    b.add_argument(
+        "--study",
+        help="every model of this study (table1 ...) at the size it trains it, one table "
+        "(--model/--hidden/--layers/--set do not apply)",
+    )
+    b.add_argument("--preset", default="cpu", help="--study: the study preset, cpu or paper")
     b.add_argument("--json", type=Path, help="also write the raw numbers here")
     b.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     _sets(b, "model.filter_size=3 model.variant=openstl model.layer_norm=true")
