@@ -18,6 +18,7 @@ VARIANTS = ("paper", "openstl")  # what each one changes: models/variants.py
 PAD_MODES = ("replicate", "reflect", "zeros")
 FRAME_FIELDS = ("in_channels", "height", "width")
 TRAJGRU_LINKS = (13,)  # Shi et al. 2017, Moving MNIST: L = 13 at every level
+TRAJGRU_GRIDS = ("centres", "torch_port")  # how the warp maps pixels to grid_sample (trajgru.py)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,14 @@ class ModelConfig:
         high=64,
         doc="trajgru only: L, the flow fields (links) each TrajGRU layer warps its state along; "
         "one number for every level or one per level of model.hidden (the paper: 13)",
+    )
+    trajgru_grid: str = setting(
+        "centres",
+        choices=TRAJGRU_GRIDS,
+        doc="trajgru only: the warp's sampling grid: 'centres' samples at pixel centres, as the "
+        "official MXNet code and the paper; 'torch_port' as the PyTorch ports (Hzzone/"
+        "Precipitation-Nowcasting), a grid normalised for align_corners=True sampled with "
+        "align_corners=False (half a pixel off, slightly zoomed), to load their weights",
     )
     dfn_filter_size: int = setting(
         9,
