@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+REPO = Path(__file__).resolve().parents[1]  # the parity tests' run functions are imported from it
+
 
 def extract(mirror: str, files: dict[str, str], rewrites: dict[str, list[tuple[str, str]]]) -> Path:
     """Write each mirror path `files[dest]` (at HEAD) to dest under a new temporary folder,

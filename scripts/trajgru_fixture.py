@@ -26,9 +26,12 @@ import sys
 
 import numpy as np
 import torch
-from peer_code import extract, head_commit, save
+from peer_code import REPO, extract, head_commit, save
 
 import mimcast
+
+sys.path.insert(0, str(REPO))
+from tests.models.test_trajgru_parity import encoder_outputs  # noqa: E402
 
 SIZE = dict(in_channels=1, height=7, width=9, hidden=(4, 6), filter_size=3, trajgru_links=(3, 2))
 STEPS, BATCH = 4, 2
@@ -120,16 +123,6 @@ def run_port(port: torch.nn.Module, frames: torch.Tensor) -> list[torch.Tensor]:
     return seen
 
 
-def run_mimcast(net: mimcast.Forecaster, frames: torch.Tensor) -> list[torch.Tensor]:
-    state, levels = None, [[], []]
-    with torch.no_grad():
-        for t in range(frames.shape[1]):
-            _, state = net.stack(frames[:, t], state)
-            for level, h in enumerate(state.encoder):
-                levels[level].append(h)
-    return [torch.stack(steps, dim=1) for steps in levels]
-
-
 def main(mirror: str, out: str = "tests/fixtures/trajgru_parity.npz") -> None:
     torch.manual_seed(0)
     port = build_port(*load_port(mirror))
@@ -142,7 +135,7 @@ def main(mirror: str, out: str = "tests/fixtures/trajgru_parity.npz") -> None:
     net = mimcast.create_model("trajgru", trajgru_grid="torch_port", **SIZE).double()
     weights = params(port)
     net.load_state_dict(weights, strict=False)
-    for level, (ours, theirs) in enumerate(zip(run_mimcast(net, frames), expected)):
+    for level, (ours, theirs) in enumerate(zip(encoder_outputs(net, frames), expected)):
         print(f"level {level}: max |mimcast - port| = {(ours - theirs).abs().max():.2e}, "
               f"|output| ~ {theirs.abs().mean():.3f}")  # fmt: skip
     with torch.no_grad():
