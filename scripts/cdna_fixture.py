@@ -11,7 +11,9 @@ with use_state=False, every frame fed (context_frames = T), and copied into a mi
 the same size (patch_size 2, layer_norm, filter_size 5) under mimcast's names (`params`); both
 run on the same seeded frames. Stored: mimcast's parameters, the frames, and the port's
 every ConvLSTM state (h, c), bottleneck (lstm5 after its norm) and K transformed frames at
-every step.
+every step; and for the head, the port's enc6 (after its norm) and predictions, with its
+masks' and generated image's layers as a head of mimcast's with model.cdna_composite=
+"official" over the 2x2-folded enc6 (`official_head_params`).
 
 How the parameters map (each the same function, not an approximation):
 - enc0, the port's 5x5 stride-2 convolution of the full frame, is mimcast's 5x5 convolution of
@@ -22,9 +24,12 @@ How the parameters map (each the same function, not an approximation):
   paper's per channel: the port's scales and shifts are drawn per channel, equal over (H, W);
 - the port's enc3 (the 1x1 convolution that merges the robot's state, here none) is set to the
   identity: it follows a ReLU, so relu(enc3(x)) = x, and mimcast has no such layer.
-Not compared: the port's enc6 (a transposed convolution to full resolution, then a norm),
-enc7 (an image generated from scratch) and masks; mimcast's last convolution and masks work on
-the folded grid, and its composite has no generated image (cdna.py's docstring).
+- the port passes its generated image through a ReLU before the sigmoid (the official code
+  does not): its bias is set to 3, which keeps the pre-activation positive (checked), so that
+  the ReLU does nothing.
+Not compared: the port's enc6 itself (a transposed convolution to full resolution, then a
+ReLU and a norm; mimcast's last convolution works on the folded grid): the head is fed the
+port's enc6 instead.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from peer_code import REPO, extract, head_commit, save
 import mimcast
 
 sys.path.insert(0, str(REPO))
-from tests.models.test_cdna_parity import run  # noqa: E402
+from tests.models.test_cdna_parity import official_head_predictions, run  # noqa: E402
 
 HIDDEN = (3, 4, 5, 4, 6, 3, 4)
 SIZE = dict(in_channels=2, height=16, width=16, patch_size=2, hidden=HIDDEN, filter_size=5,
@@ -70,6 +75,8 @@ def build_port(network) -> torch.nn.Module:
             if isinstance(m, torch.nn.LayerNorm):  # one scale and shift per channel
                 m.weight.copy_(torch.empty(m.weight.shape[0], 1, 1).uniform_(0.7, 1.3))
                 m.bias.copy_(torch.empty(m.bias.shape[0], 1, 1).uniform_(-0.3, 0.3))
+            elif name == "enc7":  # generated image: its pre-activation positive, see run_port
+                m.bias.fill_(3.0)
             elif name == "enc3":
                 m.weight.copy_(torch.eye(m.weight.shape[0])[..., None, None])
                 m.bias.zero_()
@@ -144,6 +151,8 @@ def run_port(port: torch.nn.Module, frames: torch.Tensor) -> dict[str, torch.Ten
     for l in range(7):
         getattr(port, f"lstm{l + 1}").register_forward_hook(state_hook(l))
     port.lstm5_norm.register_forward_hook(lambda _m, _i, out: record("bottleneck", out))
+    port.enc6_norm.register_forward_hook(lambda _m, _i, out: record("enc6", out))
+    port.enc7.register_forward_hook(lambda _m, _i, out: record("enc7", out))
     transformation = port.cdna_transformation
 
     def recording(image, cdna_input):
@@ -154,8 +163,25 @@ def run_port(port: torch.nn.Module, frames: torch.Tensor) -> dict[str, torch.Ten
     port.cdna_transformation = recording
     zeros = [frames.new_zeros(BATCH, 5)] * STEPS  # no robot state or action (use_state=False)
     with torch.no_grad():
-        port(list(frames.unbind(1)), zeros, zeros[0])
-    return {k: torch.stack(v, dim=1) for k, v in seen.items()}
+        predictions, _ = port(list(frames.unbind(1)), zeros, zeros[0])
+    # The port passes enc7 through a ReLU before the sigmoid (the official code does not):
+    # with its pre-activation positive everywhere that ReLU does nothing.
+    assert torch.cat(seen.pop("enc7")).min() > 0
+    return {k: torch.stack(v, dim=1) for k, v in seen.items()} | {
+        "prediction": torch.stack(predictions, dim=1)
+    }
+
+
+def official_head_params(port: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The port's masks and generated image (1x1 transposed convolutions of its full-resolution
+    enc6) as mimcast's 1x1 convolutions of the 2x2-folded enc6: one block per sub-pixel, the
+    channel order of layers.fold_patches. The kernels' layer is the model's (head.kernels)."""
+    out = {}
+    for ours, theirs in {"masks": port.maskout, "generated": port.enc7}.items():
+        matrix = theirs.weight[:, :, 0, 0].T  # (out, in): a 1x1 transposed convolution's
+        out[f"{ours}.weight"] = torch.block_diag(*[matrix] * 4)[..., None, None]
+        out[f"{ours}.bias"] = theirs.bias.repeat(4)
+    return {k: v.detach().clone() for k, v in out.items()}
 
 
 def main(mirror: str, out: str = "tests/fixtures/cdna_parity.npz") -> None:
@@ -169,10 +195,17 @@ def main(mirror: str, out: str = "tests/fixtures/cdna_parity.npz") -> None:
     missing, unexpected = net.load_state_dict(weights, strict=False)
     print(f"not loaded (not compared): {missing}; unknown: {unexpected}")
     got = run(net, frames)  # the parity test's own run
-    for key, theirs in expected.items():
+    for key, theirs in ((k, v) for k, v in expected.items() if k in got):
         print(f"{key}: max |mimcast - port| = {(got[key] - theirs).abs().max():.2e}, "
               f"|port| ~ {theirs.abs().mean():.3f}, shape {tuple(theirs.shape)}")  # fmt: skip
+    head = official_head_params(port)
+    head |= {k[len("head.") :]: v for k, v in weights.items() if k.startswith("head.kernels.")}
+    ours = official_head_predictions(SIZE, head, frames, expected)
+    print(
+        f"official head: max |mimcast - port| = {(ours - expected['prediction']).abs().max():.2e}"
+    )
     arrays = {f"param/{k}": v.numpy() for k, v in weights.items()}
+    arrays |= {f"official_head/{k}": v.numpy() for k, v in head.items()}
     arrays |= {f"port/{k}": v.numpy() for k, v in expected.items()}
     meta = dict(SIZE, steps=STEPS, batch=BATCH, commit=head_commit(mirror))
     save(out, arrays | {"frames": frames.numpy(), "meta/config": np.array(repr(meta))})

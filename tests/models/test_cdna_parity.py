@@ -4,10 +4,10 @@ port's per-step quantities, made by scripts/cdna_fixture.py.
 
 What is compared, at every step: the seven ConvLSTMs' states (h, c) (the frame convolution,
 the stride-2 and transposed convolutions between the levels, the skips, the layer norms), the
-bottleneck the kernels are made from, and the K normalised kernels applied to the frame. Not
-compared: the last convolution and the masks (the port's run at full resolution after a
-transposed convolution, mimcast's on the folded grid) and the composite (the port's adds an
-image generated from scratch): see cdna.py and the script's docstring.
+bottleneck the kernels are made from, and the K normalised kernels applied to the frame; and
+the head with model.cdna_composite="official" (kernels, masks, generated image, composite)
+fed the port's own last features. Not compared: the last convolution (the port's a transposed
+convolution to full resolution, mimcast's on the folded grid): see the script's docstring.
 """
 
 from __future__ import annotations
@@ -19,8 +19,14 @@ import pytest
 import torch
 
 import mimcast
-from mimcast.models.cdna import normalised_kernels, transformed_frames
-from mimcast.models.layers import folded_frame
+from mimcast.models.cdna import (
+    CDNAFeatures,
+    CompositingHead,
+    normalised_kernels,
+    transformed_frames,
+)
+from mimcast.models.config import ModelConfig
+from mimcast.models.layers import folded_frame, full_frame
 from tests.conftest import FIXTURES
 
 FIXTURE = FIXTURES / "cdna_parity.npz"
@@ -28,20 +34,24 @@ NOT_IN_THE_PORT = {"stack.enc6.0.weight", "stack.enc6.0.bias", "stack.enc6.2.wei
                    "stack.enc6.2.bias", "head.masks.weight", "head.masks.bias"}  # fmt: skip
 
 
+SIZE_KEYS = ("in_channels", "height", "width", "patch_size", "hidden", "filter_size", "layer_norm",
+             "cdna_kernels")  # fmt: skip
+
+
 def fixture() -> tuple[dict, dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
     data = np.load(FIXTURE)
     cfg = ast.literal_eval(str(data["meta/config"]))
     tensors = {k: torch.from_numpy(data[k]) for k in data.files if k != "meta/config"}
     params = {k[len("param/") :]: v for k, v in tensors.items() if k.startswith("param/")}
+    params |= {k: v for k, v in tensors.items() if k.startswith("official_head/")}
     port = {k[len("port/") :]: v for k, v in tensors.items() if k.startswith("port/")}
     return cfg, params, tensors["frames"], port
 
 
 def model(cfg: dict, params: dict[str, torch.Tensor]) -> mimcast.Forecaster:
-    size = {k: cfg[k] for k in ("in_channels", "height", "width", "patch_size", "hidden",
-                                "filter_size", "layer_norm", "cdna_kernels")}  # fmt: skip
-    net = mimcast.create_model("cdna", **size).double()
-    missing, unexpected = net.load_state_dict(params, strict=False)
+    net = mimcast.create_model("cdna", **{k: cfg[k] for k in SIZE_KEYS}).double()
+    model_params = {k: v for k, v in params.items() if not k.startswith("official_head/")}
+    missing, unexpected = net.load_state_dict(model_params, strict=False)
     assert unexpected == [] and set(missing) == NOT_IN_THE_PORT
     return net
 
@@ -68,8 +78,8 @@ def run(net: mimcast.Forecaster, frames: torch.Tensor) -> dict[str, torch.Tensor
 def test_stack_and_kernels_match_the_pytorch_port() -> None:
     cfg, params, frames, expected = fixture()
     got = run(model(cfg, params), frames)
-    assert set(got) == set(expected) and len(expected) == 2 * 7 + 2
-    for key, theirs in expected.items():
+    assert set(got) == set(expected) - {"enc6", "prediction"} and len(got) == 2 * 7 + 2
+    for key, theirs in ((k, v) for k, v in expected.items() if k in got):
         assert got[key].shape == theirs.shape and got[key].dtype == torch.float64, key
         assert (got[key] - theirs).abs().max().item() < 1e-9, key
         assert theirs.abs().mean() > 0.03, key  # nothing compared is all near zero
@@ -93,3 +103,69 @@ def test_the_mapping_is_seen(change: str) -> None:
         params["stack.enc0.0.weight"] = params["stack.enc0.0.weight"].roll(1, dims=-1)
     got = run(model(cfg, params), frames)
     assert (got["state/0/h"] - expected["state/0/h"]).abs().max() > 1e-3
+
+
+def official_head_predictions(
+    cfg: dict,
+    head_params: dict[str, torch.Tensor],
+    frames: torch.Tensor,
+    port: dict[str, torch.Tensor],
+    composite: str = "official",
+) -> torch.Tensor:
+    """mimcast's head (model.cdna_composite) over the port's folded enc6 and bottleneck at every
+    step: the next frames (B, T - 1, C, H, W)."""
+    config = ModelConfig(name="cdna", cdna_composite=composite, **{k: cfg[k] for k in SIZE_KEYS})
+    p, enc6 = config.patch_size, port["enc6"]
+    head = CompositingHead(p * p * enc6.shape[2], port["bottleneck"][0, 0].numel(), config)
+    head.double().load_state_dict(head_params)  # strict: every layer of the head
+    steps = []
+    with torch.no_grad():
+        for t in range(enc6.shape[1]):
+            features = CDNAFeatures(folded_frame(enc6[:, t], p), port["bottleneck"][:, t])
+            steps.append(full_frame(head(features, folded_frame(frames[:, t], p)), p))
+    return torch.stack(steps, dim=1)
+
+
+def official_head(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    prefix = "official_head/"
+    return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+def test_official_composite_matches_the_pytorch_port() -> None:
+    """The port's next frames: the frame, a generated image and K - 1 of its K kernels' copies
+    (its last kernel's dropped), under masks through a ReLU and a softmax."""
+    cfg, params, frames, port = fixture()
+    got = official_head_predictions(cfg, official_head(params), frames, port)
+    assert got.shape == port["prediction"].shape == frames[:, 1:].shape
+    assert (got - port["prediction"]).abs().max().item() < 1e-9
+
+
+def test_the_paper_composite_is_not_the_ports() -> None:
+    cfg, params, frames, port = fixture()
+    head = {k: v for k, v in official_head(params).items() if not k.startswith("generated.")}
+    got = official_head_predictions(cfg, head, frames, port, composite="paper")
+    assert (got - port["prediction"]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("kernels", [1, 3])
+def test_an_official_model_predicts_and_only_the_last_kernel_is_unused(kernels: int) -> None:
+    """The setting builds a whole model; every head layer gets gradients but the last kernel's
+    rows of the kernel layer (its copy is the one dropped; with one kernel, the masks share
+    the frame and the generated image)."""
+    net = mimcast.create_model(
+        "cdna", in_channels=2, height=8, width=8, patch_size=2, hidden=(4, 4),
+        cdna_kernels=kernels, cdna_composite="official",
+    )  # fmt: skip
+    assert net.head.generated.out_channels == 2 * 2 * 2
+    out = net(torch.rand(2, 4, 2, 8, 8), context_len=2)
+    assert out.shape == (2, 3, 2, 8, 8) and torch.isfinite(out).all()
+    out.square().mean().backward()
+    for layer in (net.head.masks, net.head.generated):
+        assert layer.weight.grad.abs().max() > 0
+    used = net.head.kernels.weight.grad.reshape(kernels, 25, -1)
+    assert used[-1].abs().max() == 0
+    assert all(used[k].abs().max() > 0 for k in range(kernels - 1))
+    paper = mimcast.create_model("cdna", in_channels=1, height=8, width=8)
+    assert not hasattr(paper.head, "generated")
+    with pytest.raises(mimcast.ConfigError, match="applies to the 'cdna' model only"):
+        mimcast.create_model("mim", in_channels=1, height=8, width=8, cdna_composite="official")

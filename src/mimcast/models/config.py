@@ -19,6 +19,7 @@ PAD_MODES = ("replicate", "reflect", "zeros")
 FRAME_FIELDS = ("in_channels", "height", "width")
 TRAJGRU_LINKS = (13,)  # Shi et al. 2017, Moving MNIST: L = 13 at every level
 TRAJGRU_GRIDS = ("centres", "torch_port")  # how the warp maps pixels to grid_sample (trajgru.py)
+CDNA_COMPOSITES = ("paper", "official")  # what CDNA's masks composite (cdna.py)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,14 @@ class ModelConfig:
         10, low=1, high=64,
         doc="cdna only: number K of normalised kernels applied to the previous frame (10 in the "
         "paper), composited with it by K + 1 masks",
+    )  # fmt: skip
+    cdna_composite: str = setting(
+        "paper", choices=CDNA_COMPOSITES,
+        doc="cdna only: 'paper' composites the frame and its K transformed copies with K + 1 "
+        "masks, a softmax of a 1x1 convolution; 'official' as the official code and its PyTorch "
+        "port, to load their weights: a ReLU before the softmax, an image generated from scratch "
+        "(a sigmoid of a 1x1 convolution) under mask 1, and the last kernel's copy dropped (K + 1 "
+        "masks for K + 2 images)",
     )  # fmt: skip
     residual: bool = setting(
         False,
