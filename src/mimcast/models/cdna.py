@@ -32,9 +32,11 @@ last kernel's image; here there are K + 1 masks for the previous frame and the K
 the paper describes (no generated image). The masks are a softmax of a linear 1x1
 convolution (the code passes them through a ReLU first, slim's default activation).
 model.cdna_composite="official" does as the code does (the generated image, the ReLU, the
-dropped kernel), so that the code's weights give its outputs (tests/models/
-test_cdna_parity.py: the head against Xiaohui9607's PyTorch port). The
-robot's state and action inputs (and the 1x1 convolution that merges them in) are not here.
+dropped kernel), so that the code's weights give its outputs. Not on purpose, and kept: the
+last convolution has a ReLU, as in Xiaohui9607's PyTorch port, where the official code's
+(convt3) has none. tests/models/test_cdna_parity.py checks the ConvLSTM stack, the kernels
+and the "official" head against that port. The robot's state and action inputs (and the 1x1
+convolution that merges them in) are not here.
 There is no OpenSTL code (variant "paper" only), and `model.residual` is refused: the
 prediction is already a composite of the last frame, whose background mask is persistence.
 """
