@@ -32,7 +32,7 @@ last kernel's image; here there are K + 1 masks for the previous frame and the K
 the paper describes (no generated image). The masks are a softmax of a linear 1x1
 convolution (the code passes them through a ReLU first, slim's default activation).
 model.cdna_composite="official" does as the code does (the generated image, the ReLU, the
-dropped kernel), so that the code's weights give its outputs. Not on purpose, and kept: the
+dropped kernel), so that the code's weights give its outputs. One difference stays: the
 last convolution has a ReLU, as in Xiaohui9607's PyTorch port, where the official code's
 (convt3) has none. tests/models/test_cdna_parity.py checks the ConvLSTM stack, the kernels
 and the "official" head against that port. The robot's state and action inputs (and the 1x1
