@@ -30,8 +30,13 @@ What differs from the official code, on purpose: it builds K + 1 masks for K + 2
 previous frame, an image generated from scratch, the K transformed ones), so `zip` drops the
 last kernel's image; here there are K + 1 masks for the previous frame and the K kernels, as
 the paper describes (no generated image). The masks are a softmax of a linear 1x1
-convolution (the code passes them through a ReLU first, slim's default activation). The
-robot's state and action inputs (and the 1x1 convolution that merges them in) are not here.
+convolution (the code passes them through a ReLU first, slim's default activation).
+model.cdna_composite="official" does as the code does (the generated image, the ReLU, the
+dropped kernel), so that the code's weights give its outputs. One difference stays: the
+last convolution has a ReLU, as in Xiaohui9607's PyTorch port, where the official code's
+(convt3) has none. tests/models/test_cdna_parity.py checks the ConvLSTM stack, the kernels
+and the "official" head against that port. The robot's state and action inputs (and the 1x1
+convolution that merges them in) are not here.
 There is no OpenSTL code (variant "paper" only), and `model.residual` is refused: the
 prediction is already a composite of the last frame, whose background mask is persistence.
 """
@@ -190,13 +195,20 @@ class CompositingHead(nn.Module):
         self.p, self.k = config.patch_size, config.cdna_kernels
         self.kernels = nn.Linear(bottleneck_features, self.k * KERNEL**2)
         self.masks = nn.Conv2d(in_channels, self.p**2 * (self.k + 1), 1)
+        self.official = config.cdna_composite == "official"
+        if self.official:  # the official code's image generated from scratch (its enc7)
+            self.generated = nn.Conv2d(in_channels, config.frame_channels, 1)
 
     def forward(self, h: CDNAFeatures, x_in: Tensor) -> Tensor:
         b = x_in.shape[0]
         raw = self.kernels(h.bottleneck.flatten(1)).reshape(b, self.k, KERNEL, KERNEL)
-        masks = full_frame(self.masks(h.top), self.p).softmax(dim=1)  # (B, K + 1, H, W)
-        frame = full_frame(x_in, self.p)
-        return folded_frame(composite(frame, normalised_kernels(raw), masks), self.p)
+        logits = full_frame(self.masks(h.top), self.p)  # (B, K + 1, H, W)
+        frame, generated = full_frame(x_in, self.p), None
+        if self.official:
+            logits = F.relu(logits)
+            generated = torch.sigmoid(full_frame(self.generated(h.top), self.p))
+        masks = logits.softmax(dim=1)
+        return folded_frame(composite(frame, normalised_kernels(raw), masks, generated), self.p)
 
 
 def normalised_kernels(raw: Tensor) -> Tensor:
@@ -215,9 +227,15 @@ def transformed_frames(frame: Tensor, kernels: Tensor) -> Tensor:
     return torch.einsum("bkn,bcnhw->bkchw", kernels.reshape(b, n, k * k), taps)
 
 
-def composite(frame: Tensor, kernels: Tensor, masks: Tensor) -> Tensor:
-    """m_0 o frame + sum_k m_k o (kernel_k * frame); masks (B, K + 1, H, W), mask 0 the frame's."""
+def composite(
+    frame: Tensor, kernels: Tensor, masks: Tensor, generated: Tensor | None = None
+) -> Tensor:
+    """m_0 o frame + sum_k m_k o (kernel_k * frame); masks (B, K + 1, H, W), mask 0 the frame's.
+    With an image `generated` (B, C, H, W), as in the official code: mask 1 is that image's and
+    masks 2 .. K the first K - 1 kernels' (its zip drops the last kernel's copy)."""
     moved = transformed_frames(frame, kernels)
+    if generated is not None:
+        moved = torch.cat([generated[:, None].to(moved.dtype), moved[:, :-1]], dim=1)
     return masks[:, :1] * frame + (masks[:, 1:, None] * moved).sum(dim=1)
 
 

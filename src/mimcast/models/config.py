@@ -18,6 +18,8 @@ VARIANTS = ("paper", "openstl")  # what each one changes: models/variants.py
 PAD_MODES = ("replicate", "reflect", "zeros")
 FRAME_FIELDS = ("in_channels", "height", "width")
 TRAJGRU_LINKS = (13,)  # Shi et al. 2017, Moving MNIST: L = 13 at every level
+TRAJGRU_GRIDS = ("centres", "torch_port")  # how the warp maps pixels to grid_sample (trajgru.py)
+CDNA_COMPOSITES = ("paper", "official")  # what CDNA's masks composite (cdna.py)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,14 @@ class ModelConfig:
         doc="trajgru only: L, the flow fields (links) each TrajGRU layer warps its state along; "
         "one number for every level or one per level of model.hidden (the paper: 13)",
     )
+    trajgru_grid: str = setting(
+        "centres",
+        choices=TRAJGRU_GRIDS,
+        doc="trajgru only: the warp's sampling grid: 'centres' samples at pixel centres, as the "
+        "official MXNet code and the paper; 'torch_port' as the PyTorch ports (Hzzone/"
+        "Precipitation-Nowcasting), a grid normalised for align_corners=True sampled with "
+        "align_corners=False (half a pixel off, slightly zoomed), to load their weights",
+    )
     dfn_filter_size: int = setting(
         9,
         low=1,
@@ -60,6 +70,14 @@ class ModelConfig:
         10, low=1, high=64,
         doc="cdna only: number K of normalised kernels applied to the previous frame (10 in the "
         "paper), composited with it by K + 1 masks",
+    )  # fmt: skip
+    cdna_composite: str = setting(
+        "paper", choices=CDNA_COMPOSITES,
+        doc="cdna only: 'paper' composites the frame and its K transformed copies with K + 1 "
+        "masks, a softmax of a 1x1 convolution; 'official' as the official code and its PyTorch "
+        "port, to load their weights: a ReLU before the softmax, an image generated from scratch "
+        "(a sigmoid of a 1x1 convolution) under mask 1, and the last kernel's copy dropped (K + 1 "
+        "masks for K + 2 images)",
     )  # fmt: skip
     residual: bool = setting(
         False,

@@ -23,9 +23,11 @@ grid normalised for that convention, x_norm = (2x + 1) / W - 1, which puts pixel
 whole coordinates, as MXNet's BilinearSampler does with its (align_corners=True) normalisation
 2x / (W - 1) - 1; the two agree exactly (this one also for a side of one pixel). The PyTorch
 ports normalise for align_corners=True but call grid_sample with its default, False since
-torch 1.3: a half-pixel shift and a slight zoom, which mimcast does not inherit, nor their
-random initialisation of the flow. (MXNet samples at p - flow: the same model with the flow's
-sign flipped.)
+torch 1.3: a half-pixel shift and a slight zoom, which mimcast does not inherit by default
+(model.trajgru_grid="torch_port" reproduces it, to load such a port's weights), nor their
+random initialisation of the flow. (MXNet and the ports sample at p - flow: the same model with
+the flow's sign flipped; tests/models/test_trajgru_parity.py loads Hzzone/Precipitation-
+Nowcasting's TrajGRU with its last flow convolution negated.)
 
 The network is the paper's encoder-forecaster, sized by config.hidden (one level per entry,
 each at half the resolution of the one below): the frame goes through a convolution to 16
@@ -66,32 +68,42 @@ def leaky(x: Tensor) -> Tensor:
     return F.leaky_relu(x, SLOPE)
 
 
-def warp(h: Tensor, flow: Tensor) -> Tensor:
+def _normalised(coord: Tensor, size: int, grid: str) -> Tensor:
+    """Pixel coordinates -> grid_sample's [-1, 1] (align_corners=False)."""
+    if grid == "torch_port":  # the ports' normalisation for align_corners=True, as they have it
+        return 2 * coord / max(size - 1, 1) - 1
+    return (2 * coord + 1) / size - 1  # pixel centres at whole numbers
+
+
+def warp(h: Tensor, flow: Tensor, grid: str = "centres") -> Tensor:
     """h (N, C, H, W) sampled bilinearly at (i + v, j + u) for every pixel (i, j), zero outside;
-    flow (N, 2, H, W) = (u, v) in pixels, u along the width."""
+    flow (N, 2, H, W) = (u, v) in pixels, u along the width; grid: model.trajgru_grid."""
     height, width = h.shape[-2:]
     rows = torch.arange(height, dtype=flow.dtype, device=flow.device).view(height, 1)
     cols = torch.arange(width, dtype=flow.dtype, device=flow.device).view(1, width)
-    x = (2 * (cols + flow[:, 0]) + 1) / width - 1  # pixel centres at whole numbers
-    y = (2 * (rows + flow[:, 1]) + 1) / height - 1
-    grid = torch.stack((x, y), dim=-1).to(h.dtype)  # (N, H, W, 2), x first
-    return F.grid_sample(h, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    x = _normalised(cols + flow[:, 0], width, grid)
+    y = _normalised(rows + flow[:, 1], height, grid)
+    points = torch.stack((x, y), dim=-1).to(h.dtype)  # (N, H, W, 2), x first
+    return F.grid_sample(h, points, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def warp_links(h: Tensor, flows: Tensor) -> Tensor:
+def warp_links(h: Tensor, flows: Tensor, grid: str = "centres") -> Tensor:
     """h (B, C, H, W) warped along each of L flows (B, 2L, H, W): (B, L*C, H, W), link-major."""
     b, c, height, width = h.shape
     links = flows.shape[1] // 2
     many = h.unsqueeze(1).expand(b, links, c, height, width).reshape(b * links, c, height, width)
-    warped = warp(many, flows.reshape(b * links, 2, height, width))  # one sampling for all L
+    warped = warp(many, flows.reshape(b * links, 2, height, width), grid)  # one sampling for all L
     return warped.reshape(b, links * c, height, width)
 
 
 class TrajGRUCell(nn.Module):
     """One TrajGRU layer (Eq. 3): input X (B, C_in, H, W), state H (B, C, H, W) -> H_t."""
 
-    def __init__(self, in_channels: int, hidden: int, links: int, spec: ConvSpec) -> None:
+    def __init__(
+        self, in_channels: int, hidden: int, links: int, spec: ConvSpec, grid: str = "centres"
+    ) -> None:
         super().__init__()
+        self.grid = grid  # model.trajgru_grid
         pad = FLOW_FILTER // 2
         self.conv_x = GateConv(in_channels, 3 * hidden, spec, bias=True)  # r z h'
         self.flow_x = nn.Conv2d(in_channels, FLOW_CHANNELS, FLOW_FILTER, padding=pad)
@@ -108,7 +120,7 @@ class TrajGRUCell(nn.Module):
 
     def forward(self, x: Tensor, h: Tensor, probe: Probe | None = None) -> Tensor:
         r_x, z_x, h_x = self.conv_x(x).chunk(3, dim=1)
-        warped = warp_links(h, self.flows(x, h))
+        warped = warp_links(h, self.flows(x, h), self.grid)
         r_h, z_h, h_h = self.conv_h(warped).chunk(3, dim=1)
         r_t = torch.sigmoid(r_x + r_h)
         z_t = torch.sigmoid(z_x + z_h)
@@ -160,8 +172,9 @@ class TrajGRUStack(RecurrentStack):
         self.frame_conv = _conv(config.frame_channels, FRAME_FEATURES, k)
         enc_in = (FRAME_FEATURES, *hidden[1:])  # a level reads the downsampled level below
         fore_in = (*hidden[1:], hidden[-1])  # ... the upsampled level above (the top: encoder)
-        encoder = [TrajGRUCell(*a) for a in zip(enc_in, hidden, links, specs)]
-        forecaster = [TrajGRUCell(*a) for a in zip(fore_in, hidden, links, specs)]
+        grid = config.trajgru_grid
+        encoder = [TrajGRUCell(*a, grid) for a in zip(enc_in, hidden, links, specs)]
+        forecaster = [TrajGRUCell(*a, grid) for a in zip(fore_in, hidden, links, specs)]
         self.layers = nn.ModuleList([*encoder, *forecaster])  # probes: encoder levels first
         self.down = nn.ModuleList(_conv(a, b, 3, stride=2) for a, b in zip(hidden, hidden[1:]))
         self.up = nn.ModuleList(nn.ConvTranspose2d(c, c, 4, 2, 1) for c in hidden[1:])
