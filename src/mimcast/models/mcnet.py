@@ -161,8 +161,8 @@ class MCNetStack(RecurrentStack):
         bottom, middle = widths[-1], widths[-2] if n > 1 else widths[-1]
         grid = level_grids(config.grid, n)[-1]
         spec = ConvSpec(k, grid, conv_spec(config).norm)
-        self.lstm = ConvLSTMCell(bottom, bottom, spec, peephole=False)
-        self.layers = nn.ModuleList([self.lstm])
+        # the motion ConvLSTM is the stack's one recurrent layer (layer 0 for gate probes)
+        self.layers = nn.ModuleList([ConvLSTMCell(bottom, bottom, spec, peephole=False)])
         self.combine = nn.Sequential(
             *_conv_relu(2 * bottom, bottom, k),
             *_conv_relu(bottom, middle, k),
@@ -181,6 +181,10 @@ class MCNetStack(RecurrentStack):
             self.decoder.append(nn.Sequential(*stage))
         self.widths, self.grid = widths, grid
         self.out_channels = widths[0]
+
+    @property
+    def lstm(self) -> ConvLSTMCell:
+        return self.layers[0]
 
     def build_head(self, config: ModelConfig) -> nn.Module:
         return FrameHead(self.out_channels, config.frame_channels, config.filter_size)
