@@ -67,7 +67,7 @@ from torch import Tensor, nn
 from mimcast.models.cdna import level_grids
 from mimcast.models.cells import ConvLSTMCell
 from mimcast.models.config import ModelConfig
-from mimcast.models.layers import ConvSpec, LSTMState, layer_probe
+from mimcast.models.layers import ConvSpec, LSTMState, init_forget_bias, layer_probe
 from mimcast.models.registry import register_model
 from mimcast.models.stack import AuxTerms, LayerProbe, RecurrentStack
 from mimcast.models.variants import conv_spec
@@ -181,6 +181,8 @@ class MCNetStack(RecurrentStack):
             self.decoder.append(nn.Sequential(*stage))
         self.widths, self.grid = widths, grid
         self.out_channels = widths[0]
+        official_init(self)
+
 
     @property
     def lstm(self) -> ConvLSTMCell:
@@ -223,12 +225,28 @@ class MCNetStack(RecurrentStack):
         return out, MCNetState(lstm, x)
 
 
+def official_init(module: nn.Module) -> None:
+    """The official code's initialisation: Glorot-uniform weights and zero biases for every
+    convolution, the ConvLSTM's included; its forget gate's bias then starts at +1 (the
+    constant the official cell adds). With PyTorch's defaults (smaller weights, random biases)
+    a narrow MCNet often starts with a deep scale whose ReLUs are all off."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    for m in module.modules():
+        if isinstance(m, ConvLSTMCell):
+            init_forget_bias(m.conv_x, 1, 4)
+
+
 class FrameHead(nn.ConvTranspose2d):
     """The decoder's last transposed convolution and the paper's tanh, mapped from its
     [-1, 1] to model units: (1 + tanh) / 2."""
 
     def __init__(self, in_channels: int, frame_channels: int, k: int) -> None:
         super().__init__(in_channels, frame_channels, k, padding=k // 2)
+        official_init(self)
 
     def forward(self, h: Tensor, x_in: Tensor | None = None) -> Tensor:  # noqa: ARG002
         return (1 + torch.tanh(super().forward(h))) / 2
