@@ -40,6 +40,7 @@ Choices, stated:
 - The ConvLSTM (the official code's BasicConvLSTMCell: no peepholes, a constant +1 on the
   forget gate) is mimcast's ConvLSTMCell without peepholes, whose learned forget bias starts
   at +1: the same function. `layer_norm` (not in the paper) normalises its gates.
+- Initialisation: the official code's, Glorot-uniform weights and zero biases (`official_init`).
 - A colour frame's motion is its full difference (the paper converts it to grey first); with
   one channel, as on KTH, the two are the same.
 - Frames whose scales halve to odd sizes: the max pooling rounds up and the unpooled maps are
@@ -182,7 +183,6 @@ class MCNetStack(RecurrentStack):
         self.widths, self.grid = widths, grid
         self.out_channels = widths[0]
         official_init(self)
-
 
     @property
     def lstm(self) -> ConvLSTMCell:
