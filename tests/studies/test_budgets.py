@@ -18,8 +18,9 @@ def parameters(cfg) -> int:
 
 
 @pytest.mark.parametrize("preset", ["cpu", "paper"])
-def test_every_table1_model_has_mims_budget_within_15_percent(preset: str) -> None:
-    runs = study_configs(StudyRequest("table1", preset, (0,)))
+def test_every_table1_and_table4_model_has_mims_budget_within_15_percent(preset: str) -> None:
+    runs = [run for table in ("table1", "table4") for run in study_configs(
+        StudyRequest(table, preset, (0,)))]  # fmt: skip
     counts = {label: parameters(cfg) for label, _, cfg in runs}
     assert counts["mim"] == {"cpu": 982_560, "paper": 10_674_368}[preset]
     assert set(SIZES) <= set(counts)  # every sized model is in the table
@@ -33,3 +34,17 @@ def test_sizes_apply_at_their_own_budget_only() -> None:
     assert cpu["dfn"].model.hidden == (36, 36, 72, 72, 144)
     assert paper["dfn"].model.hidden == (78, 78, 156, 156, 312)
     assert cpu["mim"].model.hidden == (32,) * 4 and paper["mim"].model.hidden == (64,) * 4
+
+
+def test_mcnet_has_its_papers_layout_and_loss_in_its_study() -> None:
+    """Table 4 at the paper budget: MCNet on full frames with 3 x 3 convolutions and no norm
+    (its paper's network at MIM's budget), trained on L2 + gradient difference; the other
+    models keep the study's patch 4, filter 5, layer norm and L2."""
+    runs = {label: cfg for label, _, cfg in study_configs(StudyRequest("table4", "paper", (0,)))}
+    mcnet, mim = runs["mcnet"], runs["mim"]
+    assert mcnet.model.hidden == (56, 112, 224) and mcnet.model.patch_size == 1
+    assert mcnet.model.filter_size == 3 and not mcnet.model.layer_norm
+    assert mcnet.train.loss == "mse+gdl"
+    assert (mim.model.patch_size, mim.model.filter_size, mim.model.layer_norm) == (4, 5, True)
+    assert {cfg.train.loss for label, cfg in runs.items() if label != "mcnet"} == {"mse"}
+    assert mcnet.train.steps == mim.train.steps and mcnet.data == mim.data

@@ -265,6 +265,9 @@ def test_kth_and_taxibj_tables_run_end_to_end(name, kth_and_taxibj, tmp_path, ca
                                                    "non-stationary")  # fmt: skip
     if name == "table4":
         assert "| MIM | 28.16 | 0.806 |" in text  # the paper's PSNR and SSIM beside ours
+        assert "| MCNet | 25.95 | 0.804 |" in text
+        mcnet = results["models"]["mcnet"]["seeds"]["0"]["config"]
+        assert mcnet["model"]["name"] == "mcnet" and mcnet["train"]["loss"] == "mse+gdl"
     if name == "table7":
         assert "| MIM | 0.554 | 0.737 | 0.887 | 0.999 |" in text
         assert first["config"]["train"]["sampling"]["kind"] == "none"

@@ -33,6 +33,7 @@ from mimcast.studies import forget_gates as fg
 from mimcast.studies.report import (
     METRICS,
     MODELS,
+    RECIPES,
     SIZES,
     aggregate_seeds,
     budget,
@@ -112,7 +113,8 @@ def study_configs(req: StudyRequest) -> list[tuple[str, int, RunConfig]]:
     out = []
     for label in study.models:
         sized = {**MODELS[label][1], **SIZES.get(label, {}).get(req.preset, {})}
-        layer = merge(merge(common, {"model": sized}), user)
+        own = {"model": sized, "train": RECIPES.get(label, {})}
+        layer = merge(merge(common, own), user)
         for seed in req.seeds:
             seeded = merge(layer, {"train": {"seed": int(seed)}})
             out.append((label, int(seed), resolve_config(req.preset, None, seeded)))

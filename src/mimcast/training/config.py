@@ -45,7 +45,9 @@ class DataSection:
         validate(self, self.SECTION)
 
 
-FRAME_LOSSES = ("mse", "mse+l1")  # the papers train on L2; L1 added sharpens (PredRNN-V2's code)
+# the papers train on L2; L1 added sharpens (PredRNN-V2's code); MCNet adds the gradient
+# difference loss (training/losses.py)
+FRAME_LOSSES = ("mse", "mse+l1", "mse+gdl")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ class TrainSection:
     steps: int = setting(100_000, low=1, high=10**9)
     batch_size: int = setting(8, low=1, high=1 << 16)
     lr: float = setting(1e-3, above=0.0, high=10.0, doc="the (peak) learning rate of Adam")
-    loss: str = setting("mse", choices=FRAME_LOSSES, doc="the frame loss: L2, or L2 + L1")
+    loss: str = setting(
+        "mse", choices=FRAME_LOSSES, doc="the frame loss: L2, L2 + L1, or L2 + gradient difference"
+    )
     lr_schedule: str = setting("constant", choices=SCHEDULES, doc="see training/schedules.py")
     warmup_steps: int = setting(0, low=0)
     lr_min: float = setting(0.0, low=0.0, high=1.0, doc="final lr, as a fraction of train.lr")

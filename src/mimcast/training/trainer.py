@@ -25,6 +25,7 @@ from mimcast.training.batches import StepSampler
 from mimcast.training.checkpoint import load_checkpoint, save_checkpoint
 from mimcast.training.config import TrainSection
 from mimcast.training.logs import TrainingLog, trim_log
+from mimcast.training.losses import frame_loss
 from mimcast.training.precision import autocast, grad_scaler
 from mimcast.training.schedules import WeightAverage, learning_rate
 from mimcast.training.stopping import StopSignals
@@ -32,12 +33,6 @@ from mimcast.training.stopping import StopSignals
 
 class TrainingError(MimcastError):
     """Training cannot go on (a NaN loss, say); the message names the step."""
-
-
-def frame_loss(err: Tensor, kind: str) -> Tensor:
-    """The training loss of prediction errors `err`: "mse", or "mse+l1" (their sum)."""
-    mse = torch.mean(err**2)
-    return mse + torch.mean(err.abs()) if kind == "mse+l1" else mse
 
 
 @dataclass(frozen=True)
@@ -194,7 +189,7 @@ class Trainer:
         aux: dict[str, Tensor] = {}
         with autocast(self.device, self.cfg.precision):
             preds = self.model(frames, self.context_len, mask, ctx_mask, aux=aux)
-        loss = frame_loss(preds.float() - frames[:, 1:].float(), self.cfg.loss)
+        loss = frame_loss(preds.float(), frames[:, 1:].float(), self.cfg.loss)
         total = loss + self.cfg.decouple_beta * aux["decoupling_loss"] if aux else loss
         grad_norm = self._backward(total)
         losses = self._global({"loss": loss, **aux})
