@@ -49,8 +49,16 @@ STUDIES: dict[str, Study] = {
         "on Moving MNIST, 10 → 10",
         layer=MOVING,
         models=(
-            "fclstm", "convlstm", "trajgru", "cdna", "dfn", "vpn", "predrnn", "predrnnpp", "mim",
-        ),  # fmt: skip
+            "fclstm",
+            "convlstm",
+            "trajgru",
+            "cdna",
+            "dfn",
+            "vpn",
+            "predrnn",
+            "predrnnpp",
+            "mim",
+        ),
         pairs=(
             ("mim", "predrnn"),
             ("mim", "predrnnpp"),
