@@ -15,9 +15,9 @@ convolution to c channels (no activation), two MUs of c channels, a 1x1 convolut
 
     RMB(h) = h + W_o * MU(MU(W_i * h)).
 
-The encoder's RMBs have dilated MUs, rates 1, 2, 4, 8 in turn (the paper's dilated encoder;
-its Moving MNIST encoder has 8 RMBs, so 1, 2, 4, 8 twice), with padding that keeps every map at
-the size of the folded frame; the decoder's MUs are not dilated. One step:
+The encoder's RMBs have dilated MUs, rates 1, 2, 4, 8 in turn (the paper's dilated encoder:
+with its 8 Moving MNIST RMBs, 1, 2, 4, 8 twice), with the padding that keeps every map at the
+size of the folded frame; the decoder's MUs are not dilated. One step:
 
     e_t = Enc(x_t)          (x_t lifted to the encoder's width by a 1x1 convolution first)
     h_t, c_t = ConvLSTM(e_t, h_{t-1}, c_{t-1})
@@ -25,33 +25,40 @@ the size of the folded frame; the decoder's MUs are not dilated. One step:
 
 the head the default 1x1 convolution to the folded frame (so `model.residual` works).
 
-Which VPN this is: the MIM paper's VPN rows (Table 1: SSIM 0.870, MSE 64.1, MAE 131.0; Table
-7: MSE 0.744, 1.031, 1.251, 1.444) are the numbers PredRNN (Wang et al., NIPS 2017) published
-for its "VPN baseline" on Moving MNIST and TaxiBJ, quoted again in PredRNN++'s Table 1 (ICML
-2018); the MIM paper does not say which VPN it means, and neither PredRNN paper was readable
-here, so this rests on the numbers being the same, as remembered. That baseline is the VPN
-paper's own "baseline model" (its Table 2): the same encoder, ConvLSTM and decoder, with a
-decoder that does not condition on the pixels of the frame it generates. So the decoder here
-has no masked (PixelCNN) convolutions and no input from the frame being predicted: every pixel
-of x_{t+1} comes from the frames up to t at once, and the full autoregressive VPN (which
-samples a frame pixel by pixel, 64 x 64 network passes per frame) is not implemented.
+Which VPN this is: the MIM paper runs no VPN; its rows are quoted. Its Table 1 (SSIM 0.870,
+MSE 64.1, MAE 131.0) reproduces PredRNN++'s Table 1 (Wang et al., ICML 2018) row for row from
+FC-LSTM to PredRNN, where this row is the "VPN baseline"; its Table 7 row (MSE 0.744, 1.031,
+1.251, 1.444) is, as far as we know, the same group's VPN baseline on TaxiBJ (the same numbers
+are in their E3D-LSTM paper, ICLR 2019). Neither paper could be read here, so this rests on the
+numbers and on issue #23's note. The VPN baseline is the VPN paper's own "baseline model" of
+its Moving MNIST results: the same encoder, ConvLSTM and decoder, but a decoder that is not
+conditioned on the pixels of the frame it generates. So the decoder here has no masked
+(PixelCNN) convolutions and no input from the frame being predicted: every pixel of x_{t+1}
+comes from the frames up to t at once. The full autoregressive VPN (a frame sampled pixel by
+pixel, 64 x 64 network passes per frame) is not implemented.
 
 Sizes: `hidden` = (encoder width 2c, ConvLSTM width, decoder width), a shorter tuple repeating
 its last entry (hidden=256: all three 256); the MUs of a block are half its width (rounded
 down); where the ConvLSTM and the decoder differ in width a 1x1 convolution joins them.
 `vpn_encoder_blocks` and `vpn_decoder_blocks` count the RMBs. The paper's Moving MNIST network
-is hidden=(256, 256, 256) with 8 and 12 RMBs and 3x3 filters on 64 x 64 frames, about 30M
-parameters at full resolution; its Robotic Pushing network is the same with 256 channels;
-it has no KTH or TaxiBJ network (PredRNN's baseline for TaxiBJ is not described). mimcast's
-presets size it to MIM's budget instead (studies/report.py SIZES): see there for what each cuts.
+is hidden=(256, 256, 256) with 8 and 12 RMBs, 3x3 filters, on the 64 x 64 frames at full
+resolution (patch_size 1): 29.7M parameters. The VPN paper has no KTH or TaxiBJ network, and
+whoever ran the TaxiBJ baseline did not publish its size. mimcast's study presets size it to
+MIM's budget instead (studies/report.py SIZES says what each one cuts).
+
+No official code exists. Only the VPN paper's abstract and introduction were readable here:
+the equations above are its Section 4 as known, and agree with o-tawab/Video-Pixel-Networks
+(TensorFlow, never trained on the full set, its README says), read, not copied, for the MU and
+RMB layout and the encoder's dilation list.
 
 Choices, stated: the output is one real value per pixel (the head), trained with mimcast's
 MSE, not the paper's 256-way softmax with cross-entropy; the frame enters the first RMB through
-a 1x1 convolution (the paper does not say how a 1-channel frame meets a residual of 2c
-channels); `filter_size` sets the MUs' and the ConvLSTM's filters (3 in the paper); the
-ConvLSTM has no peepholes, and `layer_norm` (not in the paper) normalises its gates only: the
-RMBs are the paper's, unnormalised. There is no OpenSTL VPN (variant "paper" only). Frames
-(B, T, C, H, W) are read one step at a time, folded into patches like every model's.
+a 1x1 convolution (a 1-channel frame cannot be the residual of a 2c-channel block; the read
+re-implementation broadcasts it instead); `filter_size` sets the MUs' and the ConvLSTM's
+filters (3 in the paper); the ConvLSTM has no peepholes (a choice), and `layer_norm` (not in
+the paper) normalises its gates only: the RMBs are the paper's, unnormalised. There is no
+OpenSTL VPN (variant "paper" only). Frames (B, T, C, H, W) are read one step at a time, folded
+into patches like every model's.
 """
 
 from __future__ import annotations
