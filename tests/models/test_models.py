@@ -46,8 +46,9 @@ def test_registry_lists_the_paper_models() -> None:
         "predrnnpp",
         "predrnnv2",
     ]
-    assert mimcast.list_models() == [*names, "trajgru"]
+    assert mimcast.list_models() == [*names, "trajgru", "vpn"]
     assert model_variants("dfn") == model_variants("cdna") == ("paper",)  # OpenSTL has neither
+    assert model_variants("vpn") == ("paper",)
 
 
 def assert_every_parameter_learns(model: mimcast.Forecaster, frames, mask) -> None:

@@ -16,6 +16,9 @@ from tests.tiny import tiny_sets
         (["model.name=dfn", "model.variant=openstl"], "model 'dfn' has no 'openstl' variant"),
         (["model.name=dfn", "model.cdna_kernels=4"], "cdna_kernels applies to the 'cdna' model"),
         (["model.name=dfn", "model.dfn_filter_size=8"], "model.dfn_filter_size must be odd"),
+        (["model.name=vpn", "model.hidden=[8,8,8,8]"], "decoder) widths, at most 3 numbers"),
+        (["model.name=vpn", "model.hidden=[1]"], "must be at least 2"),
+        (["model.name=mim", "model.vpn_decoder_blocks=3"], "applies to the 'vpn' model only"),
     ],
 )
 def test_settings_they_cannot_take_are_one_line(sets, message, tmp_path, capsys) -> None:

@@ -33,6 +33,11 @@ def test_sizes_apply_at_their_own_budget_only() -> None:
     paper = {label: cfg for label, _, cfg in study_configs(StudyRequest("table1", "paper", (0,)))}
     assert cpu["dfn"].model.hidden == (36, 36, 72, 72, 144)
     assert paper["dfn"].model.hidden == (78, 78, 156, 156, 312)
+    cpu_vpn, paper_vpn = cpu["vpn"].model, paper["vpn"].model  # the cpu budget halves the blocks
+    assert (cpu_vpn.hidden, cpu_vpn.vpn_encoder_blocks, cpu_vpn.vpn_decoder_blocks) == ((60,), 4, 6)
+    assert (paper_vpn.hidden, paper_vpn.vpn_encoder_blocks, paper_vpn.vpn_decoder_blocks) == (
+        (94,), 8, 12,
+    )  # fmt: skip
     assert cpu["mim"].model.hidden == (32,) * 4 and paper["mim"].model.hidden == (64,) * 4
 
 

@@ -69,8 +69,9 @@ def test_table1_two_seeds_skips_finished_and_resumes(tmp_path: Path) -> None:
     text = _check_report("table1", report, results, (0, 1))
     assert "| MIM | 1 |" in text and "| ConvLSTM | 0 |" in text
     assert "spread" in text and "| PredRNN | 0.867 | 56.8 | 126.1 |" in text
-    assert len(results["comparisons"]) == 9 and "| PredRNN++ | 1 |" in text
+    assert len(results["comparisons"]) == 11 and "| PredRNN++ | 1 |" in text
     assert "| FC-LSTM | 0 |" in text and "| DFN | 0.726 | 89.0 | 172.8 |" in text
+    assert "| VPN (baseline) | 0.87 | 64.1 | 131.0 |" in text  # str(0.870): the paper's row
     assert all(
         m["spread"] in ("exceeds", "within")
         for c in results["comparisons"]
@@ -174,7 +175,7 @@ def test_gate_stats_accounting() -> None:
 
 def test_presets_give_every_model_the_same_budget() -> None:
     runs = study_configs(StudyRequest("table1", "cpu", (0, 1)))
-    table1 = ("fclstm", "convlstm", "trajgru", "cdna", "dfn", "predrnn", "predrnnpp", "mim")
+    table1 = ("fclstm", "convlstm", "trajgru", "cdna", "dfn", "vpn", "predrnn", "predrnnpp", "mim")
     assert [(label, seed) for label, seed, _ in runs] == [
         (label, seed) for label in table1 for seed in (0, 1)
     ]
@@ -270,6 +271,7 @@ def test_kth_and_taxibj_tables_run_end_to_end(name, kth_and_taxibj, tmp_path, ca
         assert mcnet["model"]["name"] == "mcnet" and mcnet["train"]["loss"] == "mse+gdl"
     if name == "table7":
         assert "| MIM | 0.554 | 0.737 | 0.887 | 0.999 |" in text
+        assert "| VPN (baseline) | 0.744 | 1.031 | 1.251 | 1.444 |" in text
         assert first["config"]["train"]["sampling"]["kind"] == "none"
         assert first["config"]["model"]["patch_size"] == 2
 

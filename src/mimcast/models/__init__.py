@@ -11,6 +11,7 @@ from mimcast.models import (  # noqa: F401 (registers)
     predrnnpp,
     predrnnv2,
     trajgru,
+    vpn,
 )
 from mimcast.models.config import ModelConfig
 from mimcast.models.factory import build_model, create_model

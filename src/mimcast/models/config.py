@@ -79,6 +79,15 @@ class ModelConfig:
         "(a sigmoid of a 1x1 convolution) under mask 1, and the last kernel's copy dropped (K + 1 "
         "masks for K + 2 images)",
     )  # fmt: skip
+    vpn_encoder_blocks: int = setting(
+        8, low=1, high=64,
+        doc="vpn only: residual multiplicative blocks of the encoder, dilated 1, 2, 4, 8 in "
+        "turn (8 in the paper)",
+    )  # fmt: skip
+    vpn_decoder_blocks: int = setting(
+        12, low=1, high=64,
+        doc="vpn only: residual multiplicative blocks of the decoder (12 in the paper)",
+    )  # fmt: skip
     residual: bool = setting(
         False,
         doc="predict the change from the frame last read, x_{t+1} = x_t + head(h), with the "

@@ -39,6 +39,7 @@ MODELS = {  # label -> (display name, model section overrides)
     "cdna": ("CDNA", {"name": "cdna"}),
     "dfn": ("DFN", {"name": "dfn"}),
     "mcnet": ("MCNet", {"name": "mcnet"}),
+    "vpn": ("VPN (baseline)", {"name": "vpn"}),
 }
 # Every model but MIM (and its ablations) sized per study budget (--preset) to MIM's
 # parameter count there within 15% (Table 1: "comparable numbers of parameters"; the same
@@ -65,6 +66,15 @@ SIZES = {
     "mcnet": {
         "cpu": {"hidden": [17, 34, 68], "patch_size": 2},
         "paper": {"hidden": [56, 112, 224], "patch_size": 1, "filter_size": 3, "layer_norm": False},
+    },
+    # VPN's own Moving MNIST network (256 wide, 8 + 12 blocks) has 29.7M parameters at 3x3
+    # filters, 2.8x MIM's paper budget: the paper budget keeps its 8 + 12 blocks at width 94;
+    # the cpu budget also halves the blocks (4 + 6), which keeps the units 30 channels wide
+    # instead of 23, while the 4 encoder blocks (dilations 1, 2, 4, 8) still see the whole
+    # 16 x 16 grid (a radius of 30 cells).
+    "vpn": {
+        "cpu": {"hidden": [60], "vpn_encoder_blocks": 4, "vpn_decoder_blocks": 6},
+        "paper": {"hidden": [94]},
     },
 }
 # A model's own training recipe in every study (train-section overrides): MCNet is trained on

@@ -44,30 +44,44 @@ def _kth(kind: str | None) -> dict:
 
 STUDIES: dict[str, Study] = {
     "table1": Study(
-        title="Table 1: FC-LSTM, ConvLSTM, TrajGRU, CDNA, DFN, PredRNN, PredRNN++ and MIM on "
-        "Moving MNIST, 10 → 10",
+        title="Table 1: FC-LSTM, ConvLSTM, TrajGRU, CDNA, DFN, VPN, PredRNN, PredRNN++ and MIM "
+        "on Moving MNIST, 10 → 10",
         layer=MOVING,
-        models=("fclstm", "convlstm", "trajgru", "cdna", "dfn", "predrnn", "predrnnpp", "mim"),
+        models=(
+            "fclstm",
+            "convlstm",
+            "trajgru",
+            "cdna",
+            "dfn",
+            "vpn",
+            "predrnn",
+            "predrnnpp",
+            "mim",
+        ),
         pairs=(
             ("mim", "predrnn"),
             ("mim", "predrnnpp"),
             ("mim", "convlstm"),
             ("predrnnpp", "predrnn"),
             ("predrnn", "convlstm"),
+            ("predrnn", "vpn"),
+            ("vpn", "dfn"),
             ("dfn", "cdna"),
             ("cdna", "convlstm"),
             ("trajgru", "convlstm"),
             ("convlstm", "fclstm"),
         ),
         claim="MIM beats every other model of Table 1 on Moving MNIST, and the paper's order "
-        "holds: FC-LSTM worst, then ConvLSTM, TrajGRU, CDNA, DFN, PredRNN (PredRNN++ is not in "
-        "the paper's table); MIM's error grows more slowly over the horizon (Figures 4–5).",
+        "holds: FC-LSTM worst, then ConvLSTM, TrajGRU, CDNA, DFN, VPN, PredRNN (by MSE and MAE; "
+        "VPN's SSIM is above PredRNN's; PredRNN++ is not in the paper's table); MIM's error "
+        "grows more slowly over the horizon (Figures 4–5).",
         paper={
             "fclstm": {"ssim": 0.690, "mse": 118.3, "mae": 209.4},
             "convlstm": {"ssim": 0.707, "mse": 103.3, "mae": 182.9},
             "trajgru": {"ssim": 0.713, "mse": 106.9, "mae": 190.1},
             "cdna": {"ssim": 0.721, "mse": 97.4, "mae": 175.3},
             "dfn": {"ssim": 0.726, "mse": 89.0, "mae": 172.8},
+            "vpn": {"ssim": 0.870, "mse": 64.1, "mae": 131.0},  # PredRNN's "VPN baseline"
             "predrnn": {"ssim": 0.867, "mse": 56.8, "mae": 126.1},
             "mim": {"ssim": 0.874, "mse": 52.0, "mae": 116.5},
         },
@@ -138,13 +152,14 @@ STUDIES: dict[str, Study] = {
         paper={},
     ),
     "table7": Study(
-        title="Table 7: PredRNN and MIM on TaxiBJ, 4 → 4, MSE per predicted frame",
+        title="Table 7: VPN, PredRNN and MIM on TaxiBJ, 4 → 4, MSE per predicted frame",
         layer=TAXIBJ,
-        models=("predrnn", "mim"),
-        pairs=(("mim", "predrnn"),),
+        models=("vpn", "predrnn", "mim"),
+        pairs=(("mim", "predrnn"), ("mim", "vpn"), ("predrnn", "vpn")),
         claim="MIM's MSE on TaxiBJ is lower than PredRNN's at every predicted frame, the gap "
-        "growing with the horizon (Table 7).",
+        "growing with the horizon, and PredRNN's lower than VPN's (Table 7).",
         paper={
+            "vpn": {"mse@1": 0.744, "mse@2": 1.031, "mse@3": 1.251, "mse@4": 1.444},
             "predrnn": {"mse@1": 0.634, "mse@2": 0.934, "mse@3": 1.047, "mse@4": 1.263},
             "mim": {"mse@1": 0.554, "mse@2": 0.737, "mse@3": 0.887, "mse@4": 0.999},
         },
