@@ -35,8 +35,8 @@ def tiny(name: str, **kwargs) -> mimcast.Forecaster:
 
 
 def test_registry_lists_the_paper_models() -> None:
-    names = ["cdna", "convlstm", "dfn", "fclstm", "mim", "predrnn", "predrnnpp", "predrnnv2"]
-    assert mimcast.list_models() == [*names, "trajgru"]
+    names = ["cdna", "convlstm", "dfn", "fclstm", "frnn", "mim", "predrnn", "predrnnpp"]
+    assert mimcast.list_models() == [*names, "predrnnv2", "trajgru"]
     assert model_variants("dfn") == model_variants("cdna") == ("paper",)  # OpenSTL has neither
 
 

@@ -174,7 +174,8 @@ def test_gate_stats_accounting() -> None:
 
 def test_presets_give_every_model_the_same_budget() -> None:
     runs = study_configs(StudyRequest("table1", "cpu", (0, 1)))
-    table1 = ("fclstm", "convlstm", "trajgru", "cdna", "dfn", "predrnn", "predrnnpp", "mim")
+    table1 = ("fclstm", "convlstm", "trajgru", "cdna", "dfn", "frnn", "predrnn", "predrnnpp",
+              "mim")  # fmt: skip
     assert [(label, seed) for label, seed, _ in runs] == [
         (label, seed) for label in table1 for seed in (0, 1)
     ]

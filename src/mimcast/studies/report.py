@@ -38,6 +38,7 @@ MODELS = {  # label -> (display name, model section overrides)
     "trajgru": ("TrajGRU", {"name": "trajgru"}),
     "cdna": ("CDNA", {"name": "cdna"}),
     "dfn": ("DFN", {"name": "dfn"}),
+    "frnn": ("FRNN", {"name": "frnn"}),
 }
 # Every model but MIM (and its ablations) sized per study budget (--preset) to MIM's
 # parameter count there within 15% (Table 1: "comparable numbers of parameters"; the same
@@ -57,6 +58,10 @@ SIZES = {
     "dfn": {
         "cpu": {"hidden": [36, 36, 72, 72, 144]},
         "paper": {"hidden": [78, 78, 156, 156, 312]},
+    },
+    "frnn": {  # the reference's 128, 128, 256, 256, 512, 512, 256, 256, scaled
+        "cpu": {"hidden": [13, 13, 26, 26, 52, 52, 26, 26]},
+        "paper": {"hidden": [27, 27, 54, 54, 108, 108, 54, 54]},
     },
 }
 

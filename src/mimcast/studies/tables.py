@@ -45,30 +45,43 @@ def _kth(kind: str | None) -> dict:
 
 STUDIES: dict[str, Study] = {
     "table1": Study(
-        title="Table 1: FC-LSTM, ConvLSTM, TrajGRU, CDNA, DFN, PredRNN, PredRNN++ and MIM on "
-        "Moving MNIST, 10 → 10",
+        title="Table 1: FC-LSTM, ConvLSTM, TrajGRU, CDNA, DFN, FRNN, PredRNN, PredRNN++ and MIM "
+        "on Moving MNIST, 10 → 10",
         layer=MOVING,
-        models=("fclstm", "convlstm", "trajgru", "cdna", "dfn", "predrnn", "predrnnpp", "mim"),
+        models=(
+            "fclstm",
+            "convlstm",
+            "trajgru",
+            "cdna",
+            "dfn",
+            "frnn",
+            "predrnn",
+            "predrnnpp",
+            "mim",
+        ),
         pairs=(
             ("mim", "predrnn"),
             ("mim", "predrnnpp"),
             ("mim", "convlstm"),
             ("predrnnpp", "predrnn"),
             ("predrnn", "convlstm"),
+            ("predrnn", "frnn"),
+            ("frnn", "dfn"),
             ("dfn", "cdna"),
             ("cdna", "convlstm"),
             ("trajgru", "convlstm"),
             ("convlstm", "fclstm"),
         ),
         claim="MIM beats every other model of Table 1 on Moving MNIST, and the paper's order "
-        "holds: FC-LSTM worst, then ConvLSTM, TrajGRU, CDNA, DFN, PredRNN (PredRNN++ is not in "
-        "the paper's table); MIM's error grows more slowly over the horizon (Figures 4–5).",
+        "holds: FC-LSTM worst, then ConvLSTM, TrajGRU, CDNA, DFN, FRNN, PredRNN (PredRNN++ is "
+        "not in the paper's table); MIM's error grows more slowly over the horizon (Figures 4–5).",
         paper={
             "fclstm": {"ssim": 0.690, "mse": 118.3, "mae": 209.4},
             "convlstm": {"ssim": 0.707, "mse": 103.3, "mae": 182.9},
             "trajgru": {"ssim": 0.713, "mse": 106.9, "mae": 190.1},
             "cdna": {"ssim": 0.721, "mse": 97.4, "mae": 175.3},
             "dfn": {"ssim": 0.726, "mse": 89.0, "mae": 172.8},
+            "frnn": {"ssim": 0.813, "mse": 69.7, "mae": 150.3},
             "predrnn": {"ssim": 0.867, "mse": 56.8, "mae": 126.1},
             "mim": {"ssim": 0.874, "mse": 52.0, "mae": 116.5},
         },
@@ -95,15 +108,24 @@ STUDIES: dict[str, Study] = {
         paper={},
     ),
     "table4": Study(
-        title="Table 4: ConvLSTM, PredRNN, PredRNN++ and MIM on KTH, 10 → 20",
+        title="Table 4: ConvLSTM, FRNN, PredRNN, PredRNN++ and MIM on KTH, 10 → 20",
         layer=_kth(None),
         cpu_layer=KTH_CPU,
-        models=FOUR,
-        pairs=(("mim", "predrnn"), ("mim", "predrnnpp"), ("mim", "convlstm")),
-        claim="MIM beats PredRNN and ConvLSTM on KTH in PSNR and SSIM (Table 4), while the "
-        "text says PredRNN++ is still better than MIM there.",
+        models=(*FOUR, "frnn"),
+        pairs=(
+            ("mim", "predrnn"),
+            ("mim", "predrnnpp"),
+            ("mim", "convlstm"),
+            ("mim", "frnn"),
+            ("predrnn", "frnn"),
+            ("frnn", "convlstm"),
+        ),
+        claim="MIM beats PredRNN, FRNN and ConvLSTM on KTH in PSNR and SSIM (Table 4: PredRNN "
+        "above FRNN, FRNN above ConvLSTM), while the text says PredRNN++ is still better than "
+        "MIM there.",
         paper={
             "convlstm": {"psnr": 23.58, "ssim": 0.712},
+            "frnn": {"psnr": 26.12, "ssim": 0.771},
             "predrnn": {"psnr": 27.55, "ssim": 0.801},
             "mim": {"psnr": 28.16, "ssim": 0.806},
         },
@@ -129,13 +151,15 @@ STUDIES: dict[str, Study] = {
         paper={},
     ),
     "table7": Study(
-        title="Table 7: PredRNN and MIM on TaxiBJ, 4 → 4, MSE per predicted frame",
+        title="Table 7: FRNN, PredRNN and MIM on TaxiBJ, 4 → 4, MSE per predicted frame",
         layer=TAXIBJ,
-        models=("predrnn", "mim"),
-        pairs=(("mim", "predrnn"),),
-        claim="MIM's MSE on TaxiBJ is lower than PredRNN's at every predicted frame, the gap "
-        "growing with the horizon (Table 7).",
+        models=("frnn", "predrnn", "mim"),
+        pairs=(("mim", "predrnn"), ("mim", "frnn"), ("frnn", "predrnn")),
+        claim="MIM's MSE on TaxiBJ is lower than PredRNN's and FRNN's at every predicted frame, "
+        "the gap to PredRNN growing with the horizon; FRNN is behind PredRNN at the first "
+        "frame and ahead of it at frames 2-4 (Table 7).",
         paper={
+            "frnn": {"mse@1": 0.682, "mse@2": 0.823, "mse@3": 0.989, "mse@4": 1.183},
             "predrnn": {"mse@1": 0.634, "mse@2": 0.934, "mse@3": 1.047, "mse@4": 1.263},
             "mim": {"mse@1": 0.554, "mse@2": 0.737, "mse@3": 0.887, "mse@4": 0.999},
         },
