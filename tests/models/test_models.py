@@ -152,7 +152,7 @@ def test_patch_folding_matches_reshape_patch() -> None:
 
 def test_bad_arguments_give_clear_errors() -> None:
     with pytest.raises(
-        mimcast.ConfigError, match="unknown model 'mimo'.*cdna, convlstm, dfn, fclstm, mim"
+        mimcast.ConfigError, match="unknown model 'mimo'.*cdna, convlstm, dfn, fclstm, frnn, mim"
     ):
         mimcast.create_model("mimo", in_channels=1, height=8, width=8)
     with pytest.raises(mimcast.ConfigError, match="pad_mode must be one of replicate"):

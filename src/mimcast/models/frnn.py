@@ -46,19 +46,18 @@ paper has no TaxiBJ model (Table 7's FRNN row is the MIM authors' run, size unkn
 has one filter_size for every layer and sizes the studies to MIM's budget (studies/report.py
 SIZES keeps the reference's proportions, 1:1:2:2:4:4:2:2).
 
-Choices and what is not here: the reference trains on the predicted frames only with an L1
-loss; mimcast's trainer scores every prediction with its own loss (the MIM paper trains all
-models with L2). The FRNN paper also removes layers (from a trained model, and at random in
-training to make each depth predict, as the paper describes; the reference's training code
-trains the full stack and its analysis/layer_removal.py truncates the top at test time):
-the stack here always runs all of its layers, and a truncated model is a smaller `hidden`,
-trained as such. PyTorch's default initialisation replaces the reference's scaled orthogonal
-one. `layer_norm` (not in the paper) normalises the gate pre-activations. The prediction is
-the tanh of the last transposed convolution, as in the reference, whose frames are in
-[-1, 1]: mimcast's data sets give [0, 1], inside that range; data whose model units leave
-[-1, 1] cannot be reached. There is no OpenSTL FRNN (variant "paper" only), and
-`model.residual` is refused: a residual FRNN would add the prediction it reads to the next
-one, and FRNN reads no prediction.
+Choices and what is not here: the reference trains on the predicted frames only with an L1 loss;
+mimcast's trainer scores every prediction with its own loss (the MIM paper trains all models
+with L2). The FRNN paper's layer removal (the top layers taken away from a trained model: the
+reference's analysis/layer_removal.py) and any training with layers dropped are not here: the
+reference's training code (network/folded.py) trains the full stack, and so does mimcast; a
+shallower model is a shorter `hidden`, trained as such. PyTorch's default initialisation
+replaces the reference's scaled orthogonal one. `layer_norm` (not in the paper) normalises the
+gate pre-activations. The prediction is the tanh of the last transposed convolution, as in the
+reference, whose frames are in [-1, 1]: mimcast's data sets give [0, 1], inside that range; data
+whose model units leave [-1, 1] cannot be reached. There is no OpenSTL FRNN (variant "paper"
+only), and `model.residual` is refused: a residual FRNN would add the prediction it reads to the
+next one, and FRNN reads no prediction.
 """
 
 from __future__ import annotations
