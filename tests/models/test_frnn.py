@@ -241,3 +241,15 @@ def test_levels_probes_and_refusals() -> None:
         mimcast.create_model("frnn", in_channels=1, height=8, width=8, residual=True)
     with pytest.raises(mimcast.ConfigError, match="has no 'openstl' variant"):
         mimcast.create_model("frnn", in_channels=1, height=8, width=8, variant="openstl")
+
+
+def test_the_forecast_runs_under_the_flop_counter_of_mimcast_bench() -> None:
+    """torch's FLOP counter hooks every module's inputs: in inference mode a view of the
+    learned initial state would claim a gradient without a graph and break it."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = mimcast.create_model("frnn", in_channels=1, height=8, width=8, hidden=(4, 4))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.predict(torch.rand(2, 3, 1, 8, 8), horizon=2)
+    assert counter.get_total_flops() > 0

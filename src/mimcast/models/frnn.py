@@ -173,8 +173,10 @@ class FRNNStack(RecurrentStack):
         for l, layer in enumerate(self.layers):
             if pooled_before(l):
                 size = (-(-size[0] // 2), -(-size[1] // 2))
+            # a sum, not a view of h0: in inference mode a view of a parameter would claim a
+            # gradient it has no graph for (torch's FLOP counter, in `mimcast bench`, trips)
             h0 = layer.h0.to(x.dtype).view(1, -1, 1, 1)
-            h.append(h0.expand(b, -1, *size))
+            h.append(x.new_zeros(b, h0.shape[1], *size) + h0)
             s.append(x.new_zeros(b, layer.decode.candidate.conv.out_channels, *size))
         return FRNNState(tuple(h), tuple(s))
 
