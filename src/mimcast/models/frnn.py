@@ -149,6 +149,9 @@ class FRNNState(NamedTuple):
 
 
 class FRNNStack(RecurrentStack):
+    """The frame encoder, the bGRU layers and the decoder through them, one step; the
+    frame comes out of the stack itself (the head passes it on)."""
+
     reads_predictions = False  # predictions are not re-encoded
 
     def __init__(self, config: ModelConfig) -> None:
