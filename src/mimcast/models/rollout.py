@@ -260,7 +260,7 @@ class Forecaster(
                 h, state = self._step(step_fn, net, *args)
             elif true is False:  # the prediction: a stack that does not read it sees nothing
                 h, state = self._step(step_fn, None, *args)
-            else:  # per sample: both steps, each sample's own kept
+            else:  # per sample: both steps, each sample's own kept (probes, aux see both)
                 read, unread = self._step(step_fn, net, *args), self._step(step_fn, None, *args)
                 h, state = _per_sample(true, read, unread)
             preds.append(self._next_frame(h, net))
