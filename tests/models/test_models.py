@@ -35,18 +35,8 @@ def tiny(name: str, **kwargs) -> mimcast.Forecaster:
 
 
 def test_registry_lists_the_paper_models() -> None:
-    names = [
-        "cdna",
-        "convlstm",
-        "dfn",
-        "fclstm",
-        "mcnet",
-        "mim",
-        "predrnn",
-        "predrnnpp",
-        "predrnnv2",
-    ]
-    assert mimcast.list_models() == [*names, "trajgru", "vpn"]
+    names = ["cdna", "convlstm", "dfn", "fclstm", "frnn", "mcnet", "mim", "predrnn"]
+    assert mimcast.list_models() == [*names, "predrnnpp", "predrnnv2", "trajgru", "vpn"]
     assert model_variants("dfn") == model_variants("cdna") == ("paper",)  # OpenSTL has neither
     assert model_variants("vpn") == ("paper",)
 
@@ -163,7 +153,7 @@ def test_patch_folding_matches_reshape_patch() -> None:
 
 def test_bad_arguments_give_clear_errors() -> None:
     with pytest.raises(
-        mimcast.ConfigError, match="unknown model 'mimo'.*cdna, convlstm, dfn, fclstm, mcnet, mim"
+        mimcast.ConfigError, match="unknown model 'mimo'.*cdna, convlstm, dfn, fclstm, frnn, mcnet"
     ):
         mimcast.create_model("mimo", in_channels=1, height=8, width=8)
     with pytest.raises(mimcast.ConfigError, match="pad_mode must be one of replicate"):

@@ -45,7 +45,7 @@ def roots(tmp_path_factory) -> dict[str, tuple[list, list[str]]]:
     }
 
 
-@pytest.mark.parametrize("model", ["predrnnpp", "predrnnv2", "dfn", "cdna"])
+@pytest.mark.parametrize("model", ["predrnnpp", "predrnnv2", "dfn", "cdna", "frnn"])
 @pytest.mark.parametrize(
     "data", ["mmnist", "mmnist-accel", "mmnist-file", "kth", "taxibj", "custom"]
 )

@@ -72,6 +72,7 @@ def test_table1_two_seeds_skips_finished_and_resumes(tmp_path: Path) -> None:
     assert len(results["comparisons"]) == 11 and "| PredRNN++ | 1 |" in text
     assert "| FC-LSTM | 0 |" in text and "| DFN | 0.726 | 89.0 | 172.8 |" in text
     assert "| VPN (baseline) | 0.87 | 64.1 | 131.0 |" in text  # str(0.870): the paper's row
+    assert "| FRNN | 0.813 | 69.7 | 150.3 |" in text and "**FRNN vs DFN**" in text
     assert all(
         m["spread"] in ("exceeds", "within")
         for c in results["comparisons"]
@@ -175,7 +176,8 @@ def test_gate_stats_accounting() -> None:
 
 def test_presets_give_every_model_the_same_budget() -> None:
     runs = study_configs(StudyRequest("table1", "cpu", (0, 1)))
-    table1 = ("fclstm", "convlstm", "trajgru", "cdna", "dfn", "vpn", "predrnn", "predrnnpp", "mim")
+    table1 = ("fclstm", "convlstm", "trajgru", "cdna", "dfn", "frnn", "vpn", "predrnn",
+              "predrnnpp", "mim")  # fmt: skip
     assert [(label, seed) for label, seed, _ in runs] == [
         (label, seed) for label in table1 for seed in (0, 1)
     ]

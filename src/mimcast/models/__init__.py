@@ -5,6 +5,7 @@ from mimcast.models import (  # noqa: F401 (registers)
     convlstm,
     dfn,
     fclstm,
+    frnn,
     mcnet,
     mim,
     predrnn,

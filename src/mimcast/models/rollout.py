@@ -2,7 +2,8 @@
 
 The stack (a RecurrentStack, see stack.py) computes one time step. The Forecaster around it
 folds frames into patches once, feeds each step the true frame or its own previous prediction
-(scheduled sampling), maps the top hidden state back to frame channels with the stack's head
+(scheduled sampling; a stack that does not read its predictions, FRNN, gets nothing instead of
+one), maps the top hidden state back to frame channels with the stack's head
 (a 1x1 convolution unless the family has its own), adds the frame it read when the model is
 `residual`, and unfolds the predictions once at the end.
 """
@@ -167,6 +168,9 @@ class Forecaster(
         `aux`: a dict the model's auxiliary losses are put in (scalars with gradient, e.g.
         aux["decoupling_loss"] for PredRNN-V2); models without any leave it empty. The loss
         stays out of the outputs: the caller weighs and adds it.
+        A stack that does not read its own predictions (`reads_predictions`, FRNN) gets x=None
+        where a step is fed the prediction; its masks must be 0 or 1, the same over each frame:
+        1 = the step reads the true frame, 0 = it reads none.
         """
         _, t_total = self._check_frames(frames, "frames")
         if not 1 <= context_len <= t_total - 1:
@@ -176,6 +180,7 @@ class Forecaster(
         x = _compute_dtype(self.patches.fold(frames))  # (B, T, p*p*C, H/p, W/p)
         future = self._fold_mask(mask, what="mask", steps=t_total - context_len - 1, like=x)
         past = self._fold_mask(context_mask, what="context_mask", steps=context_len - 1, like=x)
+        future_read, past_read = self._reads(future, "mask"), self._reads(past, "context_mask")
 
         def feed(t: int, x_gen: Tensor) -> Tensor:
             if t < context_len:
@@ -186,9 +191,15 @@ class Forecaster(
                 w = future[:, t - context_len]
             return x[:, t] if w is None else w * x[:, t] + (1 - w) * x_gen
 
+        def reads_true(t: int) -> bool | Tensor:
+            if t < context_len:
+                return True if past_read is None else past_read[t - 1]
+            return False if future_read is None else future_read[t - context_len]
+
         known = context_len if past is None else 1  # leading steps fed exactly x[:, t]
         terms = AuxTerms() if aux is not None else None
-        preds = self._roll(x, n_steps=t_total - 1, feed=feed, probe=probe, known=known, aux=terms)
+        preds = self._roll(x, n_steps=t_total - 1, feed=feed, reads_true=reads_true,
+                           probe=probe, known=known, aux=terms)  # fmt: skip
         if terms is not None:
             aux.update(terms.means())
         return self.patches.unfold(preds)
@@ -208,7 +219,8 @@ class Forecaster(
         def feed(t: int, x_gen: Tensor) -> Tensor:
             return x[:, t] if t < t_ctx else x_gen
 
-        preds = self._roll(x, n_steps=t_ctx + horizon - 1, feed=feed, probe=None, known=t_ctx)
+        preds = self._roll(x, n_steps=t_ctx + horizon - 1, feed=feed,
+                           reads_true=lambda t: t < t_ctx, probe=None, known=t_ctx)  # fmt: skip
         return self.patches.unfold(preds[:, t_ctx - 1 :])
 
     def _roll(
@@ -217,6 +229,7 @@ class Forecaster(
         *,
         n_steps: int,
         feed: Callable[[int, Tensor], Tensor],
+        reads_true: Callable[[int], bool | Tensor],
         probe: GateProbe | None,
         known: int,
         aux: AuxTerms | None = None,
@@ -224,7 +237,9 @@ class Forecaster(
         """Run the stack for n_steps; x is the folded input (B, T, C', h, w).
 
         The first `known` steps read x[:, t] itself, so the first layer's input convolution of
-        those steps runs once, batched over time, instead of once per step.
+        those steps runs once, batched over time, instead of once per step. `reads_true(t)`:
+        whether step t's input is the true frame (True, False, or per sample), asked only
+        for a stack that does not read its own predictions.
         """
         batch = known > 1 and self._batched_input_convs
         step_fn = self._step_fn(x.device)
@@ -239,16 +254,44 @@ class Forecaster(
                 net = feed(t, self.patches.refold(preds[-1]))
             x_gates = gates[t] if gates is not None and t < known else None
             layer_probe = None if probe is None else _bind_time(probe, t)
-            if self._grad_checkpointing and torch.is_grad_enabled():
-                # (the recomputation in backward adds aux terms again, to an AuxTerms whose
-                # means were taken already: they are dropped with the graph)
-                h, state = checkpoint(
-                    self.stack, net, state, layer_probe, x_gates, aux, use_reentrant=False
-                )
-            else:
-                h, state = step_fn(net, state, layer_probe, x_gates, aux)
+            true = True if self.stack.reads_predictions or t == 0 else reads_true(t)
+            args = (state, layer_probe, x_gates, aux)
+            if true is True:
+                h, state = self._step(step_fn, net, *args)
+            elif true is False:  # the prediction: a stack that does not read it sees nothing
+                h, state = self._step(step_fn, None, *args)
+            else:  # per sample: both steps, each sample's own kept (probes, aux see both)
+                read, unread = self._step(step_fn, net, *args), self._step(step_fn, None, *args)
+                h, state = _per_sample(true, read, unread)
             preds.append(self._next_frame(h, net))
         return torch.stack(preds, dim=1)
+
+    def _step(self, step_fn: Callable, net: Tensor | None, *args: Any) -> tuple[Tensor, Any]:
+        """One step of the stack: args are (state, probe, x_gates, aux)."""
+        if self._grad_checkpointing and torch.is_grad_enabled():
+            # (the recomputation in backward adds aux terms again, to an AuxTerms whose
+            # means were taken already: they are dropped with the graph)
+            return checkpoint(self.stack, net, *args, use_reentrant=False)
+        return step_fn(net, *args)
+
+    def _reads(self, mask: Tensor | None, what: str) -> list[bool | Tensor] | None:
+        """For a stack that does not read its own predictions, per step of a folded mask:
+        True (every sample reads the true frame), False (none does), or the (B,) samples that
+        do. One transfer to the host per rollout; None for any other stack or no mask."""
+        if mask is None or self.stack.reads_predictions:
+            return None
+        w = self.patches.unfold(mask).flatten(2)  # (B, steps, C*H*W), the padding cropped
+        if not (((w == 0) | (w == 1)).all() and (w == w[..., :1]).all()):
+            raise ConfigError(
+                f"{what} must be 0 or 1 per sample and step, the same over the frame, for "
+                f"model {self.config.name!r}: it does not read its own predictions, so a step "
+                "reads the true frame or nothing"
+            )
+        true = w[..., 0] == 1  # (B, steps)
+        every, none = true.all(0).tolist(), (~true).all(0).tolist()
+        return [
+            True if e else False if n else true[:, s] for s, (e, n) in enumerate(zip(every, none))
+        ]
 
     def _next_frame(self, h: Tensor, x_in: Tensor) -> Tensor:
         """The prediction of the frame after x_in (folded) from the top hidden state h."""
@@ -305,6 +348,15 @@ def _compute_dtype(x: Tensor) -> Tensor:
     if torch.is_autocast_enabled(device) and x.is_floating_point():
         return x.to(torch.get_autocast_dtype(device))
     return x
+
+
+def _per_sample(true: Tensor, read: Any, unread: Any) -> Any:
+    """Two step results (tensors, or tuples of them), each sample's from `read` where
+    true[b] and from `unread` elsewhere."""
+    if isinstance(read, Tensor):
+        return torch.where(true.view(-1, *[1] * (read.ndim - 1)), read, unread)
+    picked = [_per_sample(true, a, b) for a, b in zip(read, unread)]
+    return type(read)(*picked) if hasattr(read, "_fields") else type(read)(picked)
 
 
 def _bind_time(probe: GateProbe, t: int) -> Callable[[int, str, Tensor], None]:

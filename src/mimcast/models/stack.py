@@ -46,6 +46,11 @@ class RecurrentStack(nn.Module, abc.ABC):
 
     layers: nn.ModuleList
     out_channels: int
+    # Whether a step fed the model's own prediction reads it (every family but FRNN). A stack
+    # that does not gets x=None at those steps and runs from its states alone (the rollout
+    # still gives the head the prediction as the frame read); a mask must then choose, per
+    # sample and step, the true frame or none (Forecaster.forward).
+    reads_predictions: bool = True
 
     def build_head(self, config: Any) -> nn.Module:
         """The output head: a module called as head(h, x_in) -> the next folded frame
@@ -69,7 +74,7 @@ class RecurrentStack(nn.Module, abc.ABC):
     @abc.abstractmethod
     def forward(
         self,
-        x: Tensor,
+        x: Tensor | None,
         state: StackState | None,
         probe: LayerProbe | None = None,
         x_gates: Tensor | None = None,
@@ -77,8 +82,10 @@ class RecurrentStack(nn.Module, abc.ABC):
     ) -> tuple[Tensor, StackState]:
         """One step: folded frame x (B, C', h, w) and the state (None at the first step) ->
         (top hidden state (B, out_channels, h, w), new state). `x_gates` is input_conv(x)
-        when the rollout computed it beforehand. (Only the stack's own head reads the first
-        output: a family with its own head may return more than one tensor, as CDNA does.)"""
+        when the rollout computed it beforehand. x is None at the steps fed the model's own
+        prediction when `reads_predictions` is False (never at the first step). (Only the
+        stack's own head reads the first output: a family with its own head may return more
+        than one tensor, as CDNA does.)"""
 
 
 class ConvHead(nn.Conv2d):

@@ -38,6 +38,7 @@ MODELS = {  # label -> (display name, model section overrides)
     "trajgru": ("TrajGRU", {"name": "trajgru"}),
     "cdna": ("CDNA", {"name": "cdna"}),
     "dfn": ("DFN", {"name": "dfn"}),
+    "frnn": ("FRNN", {"name": "frnn"}),
     "mcnet": ("MCNet", {"name": "mcnet"}),
     "vpn": ("VPN (baseline)", {"name": "vpn"}),
 }
@@ -75,6 +76,10 @@ SIZES = {
     "vpn": {
         "cpu": {"hidden": [60], "vpn_encoder_blocks": 4, "vpn_decoder_blocks": 6},
         "paper": {"hidden": [94]},
+    },
+    "frnn": {  # the reference's 128, 128, 256, 256, 512, 512, 256, 256, scaled
+        "cpu": {"hidden": [13, 13, 26, 26, 52, 52, 26, 26]},
+        "paper": {"hidden": [27, 27, 54, 54, 108, 108, 54, 54]},
     },
 }
 # A model's own training recipe in every study (train-section overrides): MCNet is trained on

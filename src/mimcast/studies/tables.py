@@ -44,8 +44,8 @@ def _kth(kind: str | None) -> dict:
 
 STUDIES: dict[str, Study] = {
     "table1": Study(
-        title="Table 1: FC-LSTM, ConvLSTM, TrajGRU, CDNA, DFN, VPN, PredRNN, PredRNN++ and MIM "
-        "on Moving MNIST, 10 → 10",
+        title="Table 1: FC-LSTM, ConvLSTM, TrajGRU, CDNA, DFN, FRNN, VPN, PredRNN, PredRNN++ and "
+        "MIM on Moving MNIST, 10 → 10",
         layer=MOVING,
         models=(
             "fclstm",
@@ -53,6 +53,7 @@ STUDIES: dict[str, Study] = {
             "trajgru",
             "cdna",
             "dfn",
+            "frnn",
             "vpn",
             "predrnn",
             "predrnnpp",
@@ -65,22 +66,24 @@ STUDIES: dict[str, Study] = {
             ("predrnnpp", "predrnn"),
             ("predrnn", "convlstm"),
             ("predrnn", "vpn"),
-            ("vpn", "dfn"),
+            ("vpn", "frnn"),
+            ("frnn", "dfn"),
             ("dfn", "cdna"),
             ("cdna", "convlstm"),
             ("trajgru", "convlstm"),
             ("convlstm", "fclstm"),
         ),
         claim="MIM beats every other model of Table 1 on Moving MNIST, and the paper's order "
-        "holds: FC-LSTM worst, then ConvLSTM, TrajGRU, CDNA, DFN, VPN, PredRNN (by MSE and MAE; "
-        "VPN's SSIM is above PredRNN's; PredRNN++ is not in the paper's table); MIM's error "
-        "grows more slowly over the horizon (Figures 4–5).",
+        "holds: FC-LSTM worst, then ConvLSTM, TrajGRU, CDNA, DFN, FRNN, VPN, PredRNN (by MSE "
+        "and MAE; VPN's SSIM is above PredRNN's; PredRNN++ is not in the paper's table); MIM's "
+        "error grows more slowly over the horizon (Figures 4–5).",
         paper={
             "fclstm": {"ssim": 0.690, "mse": 118.3, "mae": 209.4},
             "convlstm": {"ssim": 0.707, "mse": 103.3, "mae": 182.9},
             "trajgru": {"ssim": 0.713, "mse": 106.9, "mae": 190.1},
             "cdna": {"ssim": 0.721, "mse": 97.4, "mae": 175.3},
             "dfn": {"ssim": 0.726, "mse": 89.0, "mae": 172.8},
+            "frnn": {"ssim": 0.813, "mse": 69.7, "mae": 150.3},
             "vpn": {"ssim": 0.870, "mse": 64.1, "mae": 131.0},  # PredRNN's "VPN baseline"
             "predrnn": {"ssim": 0.867, "mse": 56.8, "mae": 126.1},
             "mim": {"ssim": 0.874, "mse": 52.0, "mae": 116.5},
@@ -108,25 +111,35 @@ STUDIES: dict[str, Study] = {
         paper={},
     ),
     "table4": Study(
-        title="Table 4: ConvLSTM, MCNet, PredRNN, PredRNN++ and MIM on KTH, 10 → 20",
+        title="Table 4: ConvLSTM, TrajGRU, DFN, MCNet, FRNN, PredRNN, PredRNN++ and MIM on KTH, "
+        "10 → 20",
         layer=_kth(None),
         cpu_layer=KTH_CPU,
-        models=("convlstm", "mcnet", "predrnn", "predrnnpp", "mim"),
+        models=("convlstm", "trajgru", "dfn", "mcnet", "frnn", "predrnn", "predrnnpp", "mim"),
         pairs=(
             ("mim", "predrnn"),
             ("mim", "predrnnpp"),
             ("mim", "convlstm"),
             ("mim", "mcnet"),
+            ("mim", "frnn"),
+            ("mim", "dfn"),
+            ("predrnn", "dfn"),
+            ("dfn", "trajgru"),
+            ("trajgru", "frnn"),
+            ("frnn", "mcnet"),
             ("predrnn", "mcnet"),
             ("mcnet", "convlstm"),
         ),
-        claim="MIM beats PredRNN, MCNet and ConvLSTM on KTH in PSNR and SSIM (Table 4), while "
-        "the text says PredRNN++ is still better than MIM there; MCNet beats ConvLSTM, and "
-        "PredRNN beats MCNet in PSNR (27.55 against 25.95) but not in SSIM (0.801 against "
-        "0.804).",
+        claim="MIM beats PredRNN, DFN, TrajGRU, FRNN, MCNet and ConvLSTM on KTH in PSNR and SSIM "
+        "(Table 4), while the text says PredRNN++ is still better than MIM there; by PSNR the "
+        "order is PredRNN, DFN, TrajGRU, FRNN, MCNet, ConvLSTM, though MCNet's SSIM (0.804) is "
+        "above every baseline's, PredRNN's (0.801) included.",
         paper={
             "convlstm": {"psnr": 23.58, "ssim": 0.712},
+            "trajgru": {"psnr": 26.97, "ssim": 0.790},
+            "dfn": {"psnr": 27.26, "ssim": 0.794},
             "mcnet": {"psnr": 25.95, "ssim": 0.804},
+            "frnn": {"psnr": 26.12, "ssim": 0.771},
             "predrnn": {"psnr": 27.55, "ssim": 0.801},
             "mim": {"psnr": 28.16, "ssim": 0.806},
         },
@@ -152,14 +165,22 @@ STUDIES: dict[str, Study] = {
         paper={},
     ),
     "table7": Study(
-        title="Table 7: VPN, PredRNN and MIM on TaxiBJ, 4 → 4, MSE per predicted frame",
+        title="Table 7: VPN, FRNN, PredRNN and MIM on TaxiBJ, 4 → 4, MSE per predicted frame",
         layer=TAXIBJ,
-        models=("vpn", "predrnn", "mim"),
-        pairs=(("mim", "predrnn"), ("mim", "vpn"), ("predrnn", "vpn")),
-        claim="MIM's MSE on TaxiBJ is lower than PredRNN's at every predicted frame, the gap "
-        "growing with the horizon, and PredRNN's lower than VPN's (Table 7).",
+        models=("vpn", "frnn", "predrnn", "mim"),
+        pairs=(
+            ("mim", "predrnn"),
+            ("mim", "frnn"),
+            ("mim", "vpn"),
+            ("frnn", "predrnn"),
+            ("predrnn", "vpn"),
+        ),  # fmt: skip
+        claim="MIM's MSE on TaxiBJ is lower than PredRNN's, FRNN's and VPN's at every predicted "
+        "frame, the gap to PredRNN growing with the horizon; FRNN is behind PredRNN at the first "
+        "frame and ahead of it at frames 2-4, and PredRNN is ahead of VPN (Table 7).",
         paper={
             "vpn": {"mse@1": 0.744, "mse@2": 1.031, "mse@3": 1.251, "mse@4": 1.444},
+            "frnn": {"mse@1": 0.682, "mse@2": 0.823, "mse@3": 0.989, "mse@4": 1.183},
             "predrnn": {"mse@1": 0.634, "mse@2": 0.934, "mse@3": 1.047, "mse@4": 1.263},
             "mim": {"mse@1": 0.554, "mse@2": 0.737, "mse@3": 0.887, "mse@4": 0.999},
         },
