@@ -69,7 +69,7 @@ def test_table1_two_seeds_skips_finished_and_resumes(tmp_path: Path) -> None:
     text = _check_report("table1", report, results, (0, 1))
     assert "| MIM | 1 |" in text and "| ConvLSTM | 0 |" in text
     assert "spread" in text and "| PredRNN | 0.867 | 56.8 | 126.1 |" in text
-    assert len(results["comparisons"]) == 11 and "| PredRNN++ | 1 |" in text
+    assert len(results["comparisons"]) == 12 and "| PredRNN++ | 1 |" in text
     assert "| FC-LSTM | 0 |" in text and "| DFN | 0.726 | 89.0 | 172.8 |" in text
     assert "| VPN (baseline) | 0.87 | 64.1 | 131.0 |" in text  # str(0.870): the paper's row
     assert "| FRNN | 0.813 | 69.7 | 150.3 |" in text and "**FRNN vs DFN**" in text
