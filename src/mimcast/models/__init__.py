@@ -9,6 +9,7 @@ from mimcast.models import (  # noqa: F401 (registers)
     predrnn,
     predrnnpp,
     predrnnv2,
+    stresnet,
     trajgru,
 )
 from mimcast.models.config import ModelConfig

@@ -56,6 +56,8 @@ class Forecaster(
         self.patches = PatchLayout(config.patch_size, config.height, config.width, config.pad_mode)
         self.stack = build_stack(config)
         self.head = self.stack.build_head(config)
+        if self.stack.given_channels and config.patch_size > 1:  # they trail the frame unfolded
+            raise ConfigError(f"model {config.name!r} with given inputs needs model.patch_size 1")
         if config.residual:
             if not hasattr(self.head, "zero_output_"):
                 raise ConfigError(f"model {config.name!r} has no residual form (model.residual)")
@@ -203,6 +205,13 @@ class Forecaster(
         _, t_ctx = self._check_frames(context, "context")
         if not isinstance(horizon, int) or horizon < 1:
             raise ConfigError(f"horizon must be a positive integer, got {horizon!r}")
+        if self.stack.given_channels:
+            raise ConfigError(
+                f"model {self.config.name!r} reads {self.stack.given_channels} given channels "
+                "per frame (inputs known ahead, such as ST-ResNet's period, trend and external "
+                "factors) that a context alone lacks: forecast with model(frames, context_len), "
+                "whose frames after the context carry them"
+            )
         x = _compute_dtype(self.patches.fold(context))
 
         def feed(t: int, x_gen: Tensor) -> Tensor:
@@ -224,9 +233,12 @@ class Forecaster(
         """Run the stack for n_steps; x is the folded input (B, T, C', h, w).
 
         The first `known` steps read x[:, t] itself, so the first layer's input convolution of
-        those steps runs once, batched over time, instead of once per step.
+        those steps runs once, batched over time, instead of once per step. The given channels
+        of each prediction (stack.given_inputs) are those of the next frame of x: data, never
+        forecasts, whether that frame is then fed true or predicted.
         """
         batch = known > 1 and self._batched_input_convs
+        given = self.stack.given_channels
         step_fn = self._step_fn(x.device)
         # unbind, not gates[t]: the backward of indexing would fill a zero tensor of the full
         # (k, B, G, h, w) size for every step (measured: 10% of a 4x32 training step)
@@ -247,7 +259,10 @@ class Forecaster(
                 )
             else:
                 h, state = step_fn(net, state, layer_probe, x_gates, aux)
-            preds.append(self._next_frame(h, net))
+            pred = self._next_frame(h, net)
+            if given:
+                pred = torch.cat([pred, x[:, t + 1, -given:]], dim=1)
+            preds.append(pred)
         return torch.stack(preds, dim=1)
 
     def _next_frame(self, h: Tensor, x_in: Tensor) -> Tensor:
