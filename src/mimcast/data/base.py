@@ -98,6 +98,8 @@ class SequenceDataset(Dataset):
         source: the file or folder read ("" for generated data), used in messages.
         normalizer: the `Affine` map between model and data units.
         split_rule: how the splits are made, in words (`mimcast data info`).
+        given_inputs: groups of trailing channels of each frame that are known inputs, not
+            forecasts ((name, channels), e.g. taxibj's period, trend, externals); () for most.
         note: how the data set was resolved (axes guessed, one file taken among several), for
             `mimcast data info` and the training log; "" when there is nothing to say.
     """
@@ -111,6 +113,7 @@ class SequenceDataset(Dataset):
     normalizer: Affine = Affine()
     source: str = ""
     note: str = ""
+    given_inputs: tuple[tuple[str, int], ...] = ()
     split_rule: str = ""  # how the data set's splits are made (mimcast data info)
     # Run-config sections this kind of data trains with unless the user says otherwise (above
     # the preset, below a config file and flags), printed at the start of training.
