@@ -14,7 +14,7 @@ import mimcast
 from mimcast.data import TaxiBJ
 from mimcast.errors import DataError
 
-from .writers import taxibj_dates, taxibj_value, write_taxibj
+from .writers import taxibj_dates, taxibj_value, write_bj_externals, write_taxibj
 
 START = dt.date(2014, 3, 1)  # a Saturday
 DAYS = [START + dt.timedelta(days=k) for k in range(12) if k != 8]  # 03-09 missing
@@ -31,16 +31,8 @@ def bj(tmp_path):
     # 03-01..03-04 in one file, 03-05..03-12 in another; 03-09 missing, 03-03 incomplete.
     write_taxibj(tmp_path / "BJ14_M32x32_T30_InOut.h5", taxibj_dates(DAYS[:4], {DAYS[2]: 30}), 4)
     write_taxibj(tmp_path / "BJ15_M32x32_T30_InOut.h5", taxibj_dates(DAYS[4:]), hw=4)
-    (tmp_path / "BJ_Holiday.txt").write_text(f"{START:%Y%m%d}\n\n{HOLIDAY:%Y%m%d}\n")
     dates = [d for d in taxibj_dates(DAYS) if d != f"{DAYS[9]:%Y%m%d}20".encode()]
-    n = len(dates)
-    weather = np.zeros((n, 17))
-    weather[np.arange(n), np.arange(n) % 17] = 1
-    with h5py.File(tmp_path / "BJ_Meteorology.h5", "w") as f:
-        f["date"] = np.array(dates, dtype="S10")
-        f["Weather"] = weather
-        f["WindSpeed"] = np.arange(n) % 7 * 1.5
-        f["Temperature"] = np.array([taxibj_value(d) for d in dates]) / 1000
+    write_bj_externals(tmp_path, dates, [START, HOLIDAY])
     return tmp_path
 
 

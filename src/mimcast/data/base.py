@@ -119,6 +119,11 @@ class SequenceDataset(Dataset):
     # the preset, below a config file and flags), printed at the start of training.
     run_defaults: ClassVar[dict] = {}
 
+    @property
+    def forecast_channels(self) -> int:
+        """Channels of a frame that are forecast (and scored): those before the given inputs."""
+        return int(self.frame_shape[0]) - sum(n for _, n in self.given_inputs)
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Every data set's options are checked against their annotations, whichever way it is
         # built (build_dataset, data.options, or the class itself).

@@ -144,6 +144,22 @@ class Forecaster(
         self._batched_input_convs = bool(enable)
         return self
 
+    def check_given_inputs(self, given: tuple, where: str) -> None:
+        """ConfigError unless the frames of `where`, which carry the given inputs `given`
+        ((name, channels) groups, a data set's `given_inputs`), are what this model reads."""
+        theirs = tuple((str(n), int(c)) for n, c in given)
+        mine = tuple(self.stack.given_inputs)
+        if theirs != mine:
+
+            def say(groups: tuple) -> str:
+                return ", ".join(f"{n} ({c} channels)" for n, c in groups) or "none"
+
+            raise ConfigError(
+                f"{where} gives the known inputs {say(theirs)} in each frame, model "
+                f"{self.config.name!r} reads {say(mine)}: its settings and the data's options "
+                "must agree"
+            )
+
     @staticmethod
     def forecast_part(preds: Tensor, context_len: int) -> Tensor:
         """forward() predicts frames 1..T-1; the forecast proper is frames context_len..T-1."""
