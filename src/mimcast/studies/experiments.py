@@ -112,7 +112,8 @@ def study_configs(req: StudyRequest) -> list[tuple[str, int, RunConfig]]:
     out = []
     for label in study.models:
         sized = {**MODELS[label][1], **SIZES.get(label, {}).get(req.preset, {})}
-        layer = merge(merge(common, {"model": sized}), user)
+        own = study.model_layers.get(label, {})
+        layer = merge(merge(merge(common, own), {"model": sized}), user)
         for seed in req.seeds:
             seeded = merge(layer, {"train": {"seed": int(seed)}})
             out.append((label, int(seed), resolve_config(req.preset, None, seeded)))

@@ -38,6 +38,11 @@ MODELS = {  # label -> (display name, model section overrides)
     "trajgru": ("TrajGRU", {"name": "trajgru"}),
     "cdna": ("CDNA", {"name": "cdna"}),
     "dfn": ("DFN", {"name": "dfn"}),
+    # on its 32 x 32 cells with 3x3 filters and no norm, as its paper (Table 7 only)
+    "stresnet": (
+        "ST-ResNet",
+        {"name": "stresnet", "patch_size": 1, "filter_size": 3, "layer_norm": False},
+    ),
 }
 # Every model but MIM (and its ablations) sized per study budget (--preset) to MIM's
 # parameter count there within 15% (Table 1: "comparable numbers of parameters"; the same
@@ -58,6 +63,9 @@ SIZES = {
         "cpu": {"hidden": [36, 36, 72, 72, 144]},
         "paper": {"hidden": [78, 78, 156, 156, 312]},
     },
+    # the paper's 12 residual units, widened from its 64 (2.7M parameters) to MIM's budget on
+    # TaxiBJ (Table 7: MIM 0.97M at cpu, 10.58M at paper, patch 2)
+    "stresnet": {"cpu": {"hidden": [38] * 12}, "paper": {"hidden": [128] * 12}},
 }
 
 
