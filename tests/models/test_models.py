@@ -36,7 +36,7 @@ def tiny(name: str, **kwargs) -> mimcast.Forecaster:
 
 def test_registry_lists_the_paper_models() -> None:
     names = ["cdna", "convlstm", "dfn", "fclstm", "mim", "predrnn", "predrnnpp", "predrnnv2"]
-    assert mimcast.list_models() == [*names, "trajgru"]
+    assert mimcast.list_models() == [*names, "stresnet", "trajgru"]
     assert model_variants("dfn") == model_variants("cdna") == ("paper",)  # OpenSTL has neither
 
 

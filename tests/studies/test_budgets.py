@@ -1,5 +1,5 @@
-"""Table 1 compares models "with comparable numbers of parameters": every model of a study, at
-each budget (--preset cpu|paper), has MIM's parameter count there within 15%."""
+"""Table 1 compares models "with comparable numbers of parameters" (Table 7 too): every model of a
+study, at each budget (--preset cpu|paper), has MIM's parameter count there within 15%."""
 
 from __future__ import annotations
 

@@ -24,7 +24,9 @@ TAXIBJ = {  # 4 -> 4, no scheduled sampling, patch 2; two weeks before the test 
 }
 FOUR = ("convlstm", "predrnn", "predrnnpp", "mim")
 # ST-ResNet's own inputs on TaxiBJ, as its paper ran it (len_c 3, len_p 1, len_q 1, the 28
-# external factors): the period and trend frames and externals come from the data set.
+# external factors): the period and trend frames and externals come from the data set. It is
+# scored on the test windows whose frames have them all (DeepST drops the others too): nearly
+# all of the other models' windows, not exactly the same set.
 STRESNET_TAXIBJ = {
     "data": {"options": {"period_days": 1, "trend_weeks": 1, "externals": True}},
     "model": {"stresnet_period": 1, "stresnet_trend": 1, "stresnet_externals": 28},
