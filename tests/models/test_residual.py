@@ -14,6 +14,7 @@ BASE = dict(in_channels=2, height=8, width=12, patch_size=2, hidden=(6, 6), filt
 NO_RESIDUAL = {
     "dfn": "the last frame filtered (the identity filter is persistence)",
     "cdna": "a composite of the last frame (its background mask is persistence)",
+    "stresnet": "a tanh of the fused branches, with no head that can start at zero",
 }
 RESIDUAL_MODELS = [n for n in mimcast.list_models() if n not in NO_RESIDUAL]
 

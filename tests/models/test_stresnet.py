@@ -150,8 +150,6 @@ def test_bad_configurations_are_refused() -> None:
         make("stresnet", in_channels=10, stresnet_period=1, stresnet_trend=1, **base)
     with pytest.raises(ConfigError, match="with given inputs needs model.patch_size 1"):
         make("stresnet", in_channels=4, stresnet_period=1, patch_size=2, **base)
-    with pytest.raises(ConfigError, match="has no residual form"):
-        make("stresnet", in_channels=2, residual=True, **base)
     model = make("stresnet", in_channels=4, stresnet_period=1, **base)
     assert model.stack.given_inputs == (("period", 2),)
     with pytest.raises(ConfigError, match="reads 2 given channels per frame"):
