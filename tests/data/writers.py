@@ -107,6 +107,21 @@ def write_taxibj_root(root: Path, days: int = 6, hw: int = 32) -> Path:
     return root
 
 
+def write_bj_externals(root: Path, dates: list[bytes], holidays: list[dt.date]) -> None:
+    """BJ_Holiday.txt (with a blank line) and a BJ_Meteorology.h5 of records at `dates`:
+    record k has weather kind k % 17 (of 17), wind speed k % 7 * 1.5, temperature that encodes
+    its slot (taxibj_value / 1000)."""
+    (root / "BJ_Holiday.txt").write_text("\n\n".join(f"{d:%Y%m%d}" for d in holidays) + "\n")
+    n = len(dates)
+    weather = np.zeros((n, 17))
+    weather[np.arange(n), np.arange(n) % 17] = 1
+    with h5py.File(root / "BJ_Meteorology.h5", "w") as f:
+        f["date"] = np.array(dates, dtype="S10")
+        f["Weather"] = weather
+        f["WindSpeed"] = np.arange(n) % 7 * 1.5
+        f["Temperature"] = np.array([taxibj_value(d) for d in dates]) / 1000
+
+
 def write_png16(path: Path, pixels: np.ndarray) -> Path:
     """A 16-bit PNG from uint16 (H, W) gray or (H, W, 2) gray with alpha, chunk by chunk (Pillow
     writes 16-bit gray, but not 16-bit gray with alpha)."""

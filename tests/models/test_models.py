@@ -36,7 +36,7 @@ def tiny(name: str, **kwargs) -> mimcast.Forecaster:
 
 def test_registry_lists_the_paper_models() -> None:
     names = ["cdna", "convlstm", "dfn", "fclstm", "frnn", "mcnet", "mim", "predrnn"]
-    assert mimcast.list_models() == [*names, "predrnnpp", "predrnnv2", "trajgru", "vpn"]
+    assert mimcast.list_models() == [*names, "predrnnpp", "predrnnv2", "stresnet", "trajgru", "vpn"]
     assert model_variants("dfn") == model_variants("cdna") == ("paper",)  # OpenSTL has neither
     assert model_variants("vpn") == ("paper",)
 

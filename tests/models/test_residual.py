@@ -16,6 +16,7 @@ NO_RESIDUAL = {
     "cdna": "a composite of the last frame (its background mask is persistence)",
     "frnn": "decoded from the shared states alone (a prediction is never read, not even added)",
     "mcnet": "decoded from the last frame's content and its motion, with a bounded (tanh) output",
+    "stresnet": "a tanh of the fused branches, with no head that can start at zero",
 }
 RESIDUAL_MODELS = [n for n in mimcast.list_models() if n not in NO_RESIDUAL]
 

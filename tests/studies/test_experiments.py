@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import shutil
@@ -229,12 +230,15 @@ def test_forget_gate_report_says_whether_the_paper_holds(predrnn, mim, saturates
 
 @pytest.fixture(scope="module")
 def kth_and_taxibj(tmp_path_factory) -> dict[str, Path]:
-    from tests.data.writers import write_kth, write_taxibj_root
+    from tests.data.writers import taxibj_dates, write_bj_externals, write_kth, write_taxibj_root
 
     root = tmp_path_factory.mktemp("paper-data")
     persons = [1, 2, 3, 4, 16, 17, 18, 19, 20]  # train 1-4 (and 16, held out), test 17-20
     write_kth(root / "kth", {"boxing": persons, "running": persons}, frames=30, size=32)
-    write_taxibj_root(root / "taxibj", days=6)
+    # 11 days: the 8th, the last of the train part, is the first with a week before it
+    write_taxibj_root(root / "taxibj", days=11)
+    days = [dt.date(2016, 3, 1) + dt.timedelta(days=k) for k in range(11)]
+    write_bj_externals(root / "taxibj", taxibj_dates(days), days[9:10])
     return {"kth": root / "kth", "taxibj": root / "taxibj"}
 
 
@@ -259,7 +263,7 @@ def test_kth_and_taxibj_tables_run_end_to_end(name, kth_and_taxibj, tmp_path, ca
     results = json.loads((tmp_path / "report" / "results.json").read_text())
     text = (tmp_path / "report" / "report.md").read_text()
     assert set(results["models"]) == set(STUDIES[name].models)
-    first = next(iter(results["models"].values()))["seeds"]["0"]
+    first = results["models"][STUDIES[name].models[-1]]["seeds"]["0"]  # MIM
     data = first["config"]["data"]
     assert data["name"] == ("kth" if kth else "taxibj") and data["root"] == str(root)
     assert len(first["per_frame"]["mse"]) == (6 if kth else 4)  # 3 -> 6 frames, or 4 -> 4
@@ -276,6 +280,10 @@ def test_kth_and_taxibj_tables_run_end_to_end(name, kth_and_taxibj, tmp_path, ca
         assert "| VPN (baseline) | 0.744 | 1.031 | 1.251 | 1.444 |" in text
         assert first["config"]["train"]["sampling"]["kind"] == "none"
         assert first["config"]["model"]["patch_size"] == 2
+        st = results["models"]["stresnet"]["seeds"]["0"]["config"]
+        assert st["model"]["patch_size"] == 1 and st["model"]["stresnet_externals"] == 28
+        assert st["data"]["options"]["trend_weeks"] == 1 and "trend_weeks" not in data["options"]
+        assert "| ST-ResNet | 0.688 | 0.939 | 1.13 | 1.288 |" in text
 
 
 def test_the_stationary_and_non_stationary_halves_differ(kth_and_taxibj) -> None:

@@ -98,6 +98,8 @@ class SequenceDataset(Dataset):
         source: the file or folder read ("" for generated data), used in messages.
         normalizer: the `Affine` map between model and data units.
         split_rule: how the splits are made, in words (`mimcast data info`).
+        given_inputs: groups of trailing channels of each frame that are known inputs, not
+            forecasts ((name, channels), e.g. taxibj's period, trend, externals); () for most.
         note: how the data set was resolved (axes guessed, one file taken among several), for
             `mimcast data info` and the training log; "" when there is nothing to say.
     """
@@ -111,10 +113,16 @@ class SequenceDataset(Dataset):
     normalizer: Affine = Affine()
     source: str = ""
     note: str = ""
+    given_inputs: tuple[tuple[str, int], ...] = ()
     split_rule: str = ""  # how the data set's splits are made (mimcast data info)
     # Run-config sections this kind of data trains with unless the user says otherwise (above
     # the preset, below a config file and flags), printed at the start of training.
     run_defaults: ClassVar[dict] = {}
+
+    @property
+    def forecast_channels(self) -> int:
+        """Channels of a frame that are forecast (and scored): those before the given inputs."""
+        return int(self.frame_shape[0]) - sum(n for _, n in self.given_inputs)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Every data set's options are checked against their annotations, whichever way it is

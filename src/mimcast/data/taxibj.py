@@ -14,13 +14,21 @@ From OpenSTL's ``dataset.npz`` (X_train, Y_train, X_test, Y_test, (N, 4, 2, 32, 
 model units are (x + 1) / 2 as in OpenSTL; the file does not store the scaler, so ``to_units``
 returns the file's [-1, 1] units unless ``data_max`` (and ``data_min``, default 0) give the
 min-max used to make it (DeepST's scaler, fitted on the data, had min 0 and max 1292).
+
+ST-ResNet's inputs (``period_days``, ``trend_weeks``, ``externals``; .h5 files only, off by
+default): each frame at slot t carries, after its two flows, the flows of slot t + 1 one to
+``period_days`` days back, then one to ``trend_weeks`` weeks back (newest first, in model
+units), then the external factors of slot t + 1 as constant maps (``externals``: the files
+BJ_Holiday.txt and BJ_Meteorology.h5 beside the BJ files; 28 factors, see taxibj_inputs.py).
+They are the inputs ST-ResNet needs to predict the slot after the frame, known ahead of it;
+``given_inputs`` names them. A window is kept only when every frame has all of them: a period
+or trend slot that is not in the data (a dropped day, a gap) drops the window; references may
+lie in earlier parts (past flows are known), never in later ones.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -38,40 +46,18 @@ from .base import (
     npz_member,
     require_path,
 )
+from .taxibj_inputs import (
+    SLOTS,
+    Externals,
+    all_true_in_windows,
+    h5py_module,
+    parse_dates,
+    reference_lags,
+    reference_positions,
+)
 
-SLOTS = 48
 H5_GLOB = "BJ*_M32x32_T30_InOut.h5"
-DATE_RE = re.compile(rb"^(\d{8})(\d{2})$")
 VEHICLES = "vehicles per 30 min (inflow, outflow)"
-
-
-def _h5py():
-    try:
-        import h5py
-    except ImportError as e:  # pragma: no cover - h5py is a dependency
-        raise DataError("reading TaxiBJ .h5 files needs h5py") from e
-    return h5py
-
-
-def parse_dates(raw: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Day ordinals and 0-based slots of ``YYYYMMDDss`` byte strings (ss = 01..48)."""
-    days = np.empty(len(raw), dtype=np.int64)
-    slots = np.empty(len(raw), dtype=np.int64)
-    cache: dict[bytes, int] = {}
-    for k, value in enumerate(raw):
-        b = bytes(value) if isinstance(value, bytes) else str(value).encode()
-        m = DATE_RE.match(b.strip())
-        slot = int(m.group(2)) if m else 0
-        if m is None or not 1 <= slot <= SLOTS:
-            raise DataError(f"{where}: date {k} is {b!r}, expected YYYYMMDDss with ss 01-48")
-        day = m.group(1)
-        if day not in cache:
-            try:
-                cache[day] = dt.date(int(day[:4]), int(day[4:6]), int(day[6:])).toordinal()
-            except ValueError as e:
-                raise DataError(f"{where}: date {k} is {b!r}, not a calendar day") from e
-        days[k], slots[k] = cache[day], slot - 1
-    return days, slots
 
 
 def _day_split_rule(test_days: int, val_days: int) -> str:
@@ -94,6 +80,8 @@ class TaxiBJ(SequenceDataset):
             window starts, counted in valid windows (1). test_days / val_days: days of the test /
             val parts (28 / 0).
         data_min / data_max: the scaler behind an OpenSTL ``dataset.npz`` (see module doc).
+        period_days / trend_weeks / externals: ST-ResNet's inputs, as channels after the two
+            flows of each frame (see module doc; .h5 files only). Off by default.
     """
 
     name = "taxibj"
@@ -111,6 +99,9 @@ class TaxiBJ(SequenceDataset):
         val_days: int = 0,
         data_min: float = 0.0,
         data_max: float | None = None,
+        period_days: int = 0,
+        trend_weeks: int = 0,
+        externals: bool = False,
     ) -> None:
         self.split = check_split(split, self.name)
         self.seq_len, self.context_len = check_lengths(seq_len, context_len, self.name)
@@ -118,15 +109,22 @@ class TaxiBJ(SequenceDataset):
         self.source = str(root_path)
         files = self._files(root_path) if root_path.is_dir() else [root_path]
         self._handles: dict[int, object] = {}
+        inputs = (int(period_days), int(trend_weeks), bool(externals))
         if files[0].suffix == ".npz":
+            if any(inputs):
+                raise DataError(
+                    f"{files[0]}: period_days, trend_weeks and externals need the original .h5 "
+                    "files (an OpenSTL dataset.npz has no dates)"
+                )
             self._open_npz(files[0], data_min, data_max)
         elif all(f.suffix in (".h5", ".hdf5") for f in files):
-            if int(stride) < 1 or int(test_days) < 1 or int(val_days) < 0:
+            if int(stride) < 1 or int(test_days) < 1 or int(val_days) < 0 or min(inputs) < 0:
                 raise DataError(
-                    f"{self.name}: need stride >= 1, test_days >= 1, val_days >= 0; got "
-                    f"{stride}, {test_days}, {val_days}"
+                    f"{self.name}: need stride >= 1, test_days >= 1, val_days >= 0, period_days "
+                    f"and trend_weeks >= 0; got {stride}, {test_days}, {val_days}, "
+                    f"{period_days}, {trend_weeks}"
                 )
-            self._open_h5(files, int(stride), int(test_days), int(val_days))
+            self._open_h5(files, int(stride), int(test_days), int(val_days), inputs)
         else:
             raise DataError(f"{files[0]}: expected TaxiBJ .h5 files or an OpenSTL dataset.npz")
 
@@ -150,11 +148,11 @@ class TaxiBJ(SequenceDataset):
         if getattr(self, "_pid", None) != os.getpid():
             self._handles, self._pid = {}, os.getpid()
         if k not in self._handles:
-            self._handles[k] = _h5py().File(self.files[k], "r")
+            self._handles[k] = h5py_module().File(self.files[k], "r")
         return self._handles[k]
 
-    def _open_h5(self, files: list[Path], stride: int, test_days: int, val_days: int) -> None:
-        self.files, self.kind = files, "h5"
+    def _index(self, files: list[Path]) -> tuple[np.ndarray, ...]:
+        """File, row, day and slot number of every frame of complete days, in time order."""
         parts: list[tuple[np.ndarray, ...]] = []
         shape = None
         for k, path in enumerate(files):
@@ -176,7 +174,7 @@ class TaxiBJ(SequenceDataset):
             days, slots = parse_dates(np.asarray(dates).reshape(-1), f"{path}:date")
             n = len(days)
             parts.append((np.full(n, k), np.arange(n), days, slots))
-        self.frame_shape = tuple(int(v) for v in shape)  # type: ignore[assignment]
+        self.flow_shape = tuple(int(v) for v in shape)
         file_id, row, day, slot = (np.concatenate(p) for p in zip(*parts, strict=True))
         key = day * SLOTS + slot  # continuous time index in slots
         order = np.argsort(key, kind="stable")
@@ -188,7 +186,13 @@ class TaxiBJ(SequenceDataset):
         # Keep complete days only (all 48 slots present), as the reference preprocessing does.
         uniq, counts = np.unique(day, return_counts=True)
         keep = np.isin(day, uniq[counts == SLOTS])
-        file_id, row, day, key = file_id[keep], row[keep], day[keep], key[keep]
+        return file_id[keep], row[keep], day[keep], key[keep]
+
+    def _open_h5(
+        self, files: list[Path], stride: int, test_days: int, val_days: int, inputs: tuple
+    ) -> None:
+        self.files, self.kind = files, "h5"
+        file_id, row, day, key = self._index(files)
         days = np.unique(day)
         if len(days) <= test_days + val_days:
             raise DataError(
@@ -199,18 +203,40 @@ class TaxiBJ(SequenceDataset):
         self.split_rule = _day_split_rule(test_days, val_days)
         part = np.where(day >= test0, 2, np.where(day >= val0, 1, 0))  # 0 train, 1 val, 2 test
         wanted = {"train": 0, "val": 1 if val_days else 2, "test": 2}[self.split]
-        # A start p is valid when its seq_len slots are consecutive and in one part.
+        # A start p is valid when its seq_len slots are consecutive and in one part, and every
+        # frame has the inputs asked for (ST-ResNet's: none by default).
         last = np.arange(len(key) - self.seq_len + 1) + self.seq_len - 1
         ok = (key[last] - key[: len(last)] == self.seq_len - 1) & (part[last] == part[: len(last)])
+        ok &= all_true_in_windows(self._open_inputs(key, val0 * SLOTS, *inputs), self.seq_len)
         starts = np.flatnonzero(ok & (part[: len(last)] == wanted))[::stride]
         if not len(starts):
             raise DataError(
                 f"{self.name}: the {self.split} part holds no window of {self.seq_len} "
-                "consecutive time slots"
+                "consecutive time slots" + (" with their period, trend and externals" * any(inputs))
             )
         self.starts, self.file_id, self.row, self.key = starts, file_id, row, key
         self.normalizer = self._fit_scaler(part == 0)
         self.value_range = (0.0, 1.0)
+
+    def _open_inputs(
+        self, key: np.ndarray, fit_before: int, period_days: int, trend_weeks: int, ext: bool
+    ) -> np.ndarray:
+        """Where the period and trend frames of the slot after each frame are (positions in
+        `key`) and its external factors; whether each frame has them all."""
+        following = key + 1
+        self.references = reference_positions(
+            key, following, reference_lags(period_days, trend_weeks)
+        )
+        ok = (self.references >= 0).all(axis=1)
+        self.externals = Externals(self.files[0].parent, fit_before) if ext else None
+        if self.externals is not None:
+            ok &= self.externals.known(following)
+        f, h, w = self.flow_shape
+        groups = (("period", f * period_days), ("trend", f * trend_weeks),
+                  ("externals", self.externals.count if ext else 0))  # fmt: skip
+        self.given_inputs = tuple(g for g in groups if g[1])
+        self.frame_shape = (f + sum(n for _, n in groups), h, w)
+        return ok
 
     def _fit_scaler(self, train: np.ndarray) -> Affine:
         """Min-max over the training part only (after negatives -> 0), read in blocks."""
@@ -280,13 +306,10 @@ class TaxiBJ(SequenceDataset):
         p = int(self.starts[i])
         return self.key[p : p + self.seq_len]
 
-    def _load(self, i: int) -> np.ndarray:
-        if self.kind == "npz":
-            x = np.concatenate([self.x[i], self.y[i]]).astype(np.float32)
-            return (x + 1.0) / 2.0  # OpenSTL: [-1, 1] -> [0, 1]
-        p = int(self.starts[i])
-        fid, rows = self.file_id[p : p + self.seq_len], self.row[p : p + self.seq_len]
-        out = np.empty((self.seq_len, *self.frame_shape), dtype=np.float64)  # (T, C, H, W)
+    def _read(self, positions: np.ndarray) -> np.ndarray:
+        """Flows (n, 2, H, W) at positions of the time-ordered frames, in data units."""
+        fid, rows = self.file_id[positions], self.row[positions]
+        out = np.empty((len(positions), *self.flow_shape), dtype=np.float64)
         for k in np.unique(fid):
             sel = np.flatnonzero(fid == k)
             r = rows[sel]
@@ -295,9 +318,27 @@ class TaxiBJ(SequenceDataset):
                 out[sel] = data[int(r[0]) : int(r[-1]) + 1]
             else:
                 out[sel] = np.stack([data[int(j)] for j in r])
+        return out
+
+    def _load(self, i: int) -> np.ndarray:
+        if self.kind == "npz":
+            x = np.concatenate([self.x[i], self.y[i]]).astype(np.float32)
+            return (x + 1.0) / 2.0  # OpenSTL: [-1, 1] -> [0, 1]
+        p = int(self.starts[i])
+        where = np.arange(p, p + self.seq_len)
+        out = self._read(where)  # (T, C, H, W)
+        refs = self.references[where]  # (T, period + trend frames)
+        if refs.shape[1]:
+            past = self._read(refs.reshape(-1)).reshape(self.seq_len, -1, *self.flow_shape[1:])
+            out = np.concatenate([out, past], axis=1)
         if not np.isfinite(out).all():
-            raise DataError(f"{self._where(i)} contains NaN or inf values")
-        return self.normalizer.from_units(np.maximum(out, 0.0)).astype(np.float32)
+            what = " or its period and trend frames" if refs.shape[1] else ""
+            raise DataError(f"{self._where(i)}{what} contains NaN or inf values")
+        out = self.normalizer.from_units(np.maximum(out, 0.0))
+        if self.externals is not None:  # constant maps of the next slot's factors
+            e = self.externals(self.key[where] + 1)[:, :, None, None]
+            out = np.concatenate([out, np.broadcast_to(e, (*e.shape[:2], *out.shape[2:]))], 1)
+        return out.astype(np.float32)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

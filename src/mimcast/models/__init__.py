@@ -11,6 +11,7 @@ from mimcast.models import (  # noqa: F401 (registers)
     predrnn,
     predrnnpp,
     predrnnv2,
+    stresnet,
     trajgru,
     vpn,
 )

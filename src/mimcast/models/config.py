@@ -88,6 +88,26 @@ class ModelConfig:
         12, low=1, high=64,
         doc="vpn only: residual multiplicative blocks of the decoder (12 in the paper)",
     )  # fmt: skip
+    stresnet_closeness: int = setting(
+        3, low=1, high=64,
+        doc="stresnet only: len_c, frames of the closeness branch (the frame just read and the "
+        "ones before it; 3 in the paper's TaxiBJ runs)",
+    )  # fmt: skip
+    stresnet_period: int = setting(
+        0, low=0, high=64,
+        doc="stresnet only: len_p, frames of the period branch (the predicted slot 1..len_p days "
+        "back), which the data gives as channels of each frame (taxibj: period_days)",
+    )  # fmt: skip
+    stresnet_trend: int = setting(
+        0, low=0, high=64,
+        doc="stresnet only: len_q, frames of the trend branch (the predicted slot 1..len_q weeks "
+        "back), given as channels of each frame (taxibj: trend_weeks)",
+    )  # fmt: skip
+    stresnet_externals: int = setting(
+        0, low=0, high=4096,
+        doc="stresnet only: external factors of the predicted slot, given as the last channels "
+        "of each frame and read by the external branch (taxibj with externals: 28)",
+    )  # fmt: skip
     residual: bool = setting(
         False,
         doc="predict the change from the frame last read, x_{t+1} = x_t + head(h), with the "

@@ -57,6 +57,8 @@ class Forecaster(
         self.patches = PatchLayout(config.patch_size, config.height, config.width, config.pad_mode)
         self.stack = build_stack(config)
         self.head = self.stack.build_head(config)
+        if self.stack.given_channels and config.patch_size > 1:  # they trail the frame unfolded
+            raise ConfigError(f"model {config.name!r} with given inputs needs model.patch_size 1")
         if config.residual:
             if not hasattr(self.head, "zero_output_"):
                 raise ConfigError(f"model {config.name!r} has no residual form (model.residual)")
@@ -143,6 +145,22 @@ class Forecaster(
         self._batched_input_convs = bool(enable)
         return self
 
+    def check_given_inputs(self, given: tuple, where: str) -> None:
+        """ConfigError unless the frames of `where`, which carry the given inputs `given`
+        ((name, channels) groups, a data set's `given_inputs`), are what this model reads."""
+        theirs = tuple((str(n), int(c)) for n, c in given)
+        mine = tuple(self.stack.given_inputs)
+        if theirs != mine:
+
+            def say(groups: tuple) -> str:
+                return ", ".join(f"{n} ({c} channels)" for n, c in groups) or "none"
+
+            raise ConfigError(
+                f"{where} gives the known inputs {say(theirs)} in each frame, model "
+                f"{self.config.name!r} reads {say(mine)}: its settings and the data's options "
+                "must agree"
+            )
+
     @staticmethod
     def forecast_part(preds: Tensor, context_len: int) -> Tensor:
         """forward() predicts frames 1..T-1; the forecast proper is frames context_len..T-1."""
@@ -214,6 +232,13 @@ class Forecaster(
         _, t_ctx = self._check_frames(context, "context")
         if not isinstance(horizon, int) or horizon < 1:
             raise ConfigError(f"horizon must be a positive integer, got {horizon!r}")
+        if self.stack.given_channels:
+            raise ConfigError(
+                f"model {self.config.name!r} reads {self.stack.given_channels} given channels "
+                "per frame (inputs known ahead, such as ST-ResNet's period, trend and external "
+                "factors) that a context alone lacks: forecast with model(frames, context_len), "
+                "whose frames after the context carry them"
+            )
         x = _compute_dtype(self.patches.fold(context))
 
         def feed(t: int, x_gen: Tensor) -> Tensor:
@@ -239,9 +264,12 @@ class Forecaster(
         The first `known` steps read x[:, t] itself, so the first layer's input convolution of
         those steps runs once, batched over time, instead of once per step. `reads_true(t)`:
         whether step t's input is the true frame (True, False, or per sample), asked only
-        for a stack that does not read its own predictions.
+        for a stack that does not read its own predictions. The given channels of each
+        prediction (stack.given_inputs) are those of the next frame of x: data, never
+        forecasts, whether that frame is then fed true or predicted.
         """
         batch = known > 1 and self._batched_input_convs
+        given = self.stack.given_channels
         step_fn = self._step_fn(x.device)
         # unbind, not gates[t]: the backward of indexing would fill a zero tensor of the full
         # (k, B, G, h, w) size for every step (measured: 10% of a 4x32 training step)
@@ -263,7 +291,10 @@ class Forecaster(
             else:  # per sample: both steps, each sample's own kept (probes, aux see both)
                 read, unread = self._step(step_fn, net, *args), self._step(step_fn, None, *args)
                 h, state = _per_sample(true, read, unread)
-            preds.append(self._next_frame(h, net))
+            pred = self._next_frame(h, net)
+            if given:
+                pred = torch.cat([pred, x[:, t + 1, -given:]], dim=1)
+            preds.append(pred)
         return torch.stack(preds, dim=1)
 
     def _step(self, step_fn: Callable, net: Tensor | None, *args: Any) -> tuple[Tensor, Any]:

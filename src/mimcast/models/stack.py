@@ -51,10 +51,20 @@ class RecurrentStack(nn.Module, abc.ABC):
     # still gives the head the prediction as the frame read); a mask must then choose, per
     # sample and step, the true frame or none (Forecaster.forward).
     reads_predictions: bool = True
+    # Groups of trailing channels of each frame that are known inputs, not forecasts: (name,
+    # channels) in channel order, e.g. ST-ResNet's period and trend frames and its external
+    # factors. The head predicts the other channels; the rollout takes these from the data at
+    # every step. Empty for every model that forecasts whole frames.
+    given_inputs: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def given_channels(self) -> int:
+        return sum(n for _, n in self.given_inputs)
 
     def build_head(self, config: Any) -> nn.Module:
         """The output head: a module called as head(h, x_in) -> the next folded frame
         (B, p*p*C, h, w), from the top hidden state h and the folded frame x_in this step read.
+        The head of a stack with `given_inputs` predicts only the channels before them.
         The default is a 1x1 convolution of h alone (`ConvHead`); a family whose prediction
         transforms the frame it read (filters or kernels applied to it) returns its own head.
         A head used with `model.residual` has `zero_output_()`: its output is 0 at the start."""

@@ -140,6 +140,7 @@ def _check_fits(model: Forecaster, ds: SequenceDataset, run: RunDir) -> None:
             f"data set {ds.name} has frames {tuple(ds.frame_shape)}, the model in {run} was "
             f"trained on {trained}"
         )
+    model.check_given_inputs(ds.given_inputs, f"data set {ds.name}")
 
 
 def measure(
@@ -169,7 +170,10 @@ def measure(
             frames = frames.to(device)
             with autocast(device, cfg.train.precision):
                 preds = model(frames, context_len)
-            preds = Forecaster.forecast_part(preds.float(), context_len)
+            # the channels forecast and scored: not the given inputs, which come from the data
+            k = ds.forecast_channels
+            preds = Forecaster.forecast_part(preds.float(), context_len)[:, :, :k]
+            frames = frames[:, :, :k]
             truth = metrics.prepare(frames[:, context_len:])  # shared by model and baselines
             metrics.update(preds, truth)
             trivial.update(frames[:, :context_len], truth)
@@ -241,6 +245,6 @@ def _write_outputs(
         every = max(1, len(true) // 10)
         pics.append(viz.save_strip(ctx, true, pred, files.strip(i), every=every, vrange=vrange))
         viz.save_comparison_gif(true, pred, files.gif(i), vrange=vrange, scale=2)
-        if data.frame_shape[0] == 2:  # two-channel flows (TaxiBJ): difference maps
+        if data.forecast_channels == 2:  # two-channel flows (TaxiBJ): difference maps
             pics.append(viz.save_diff_maps(true, preds, files.diff(i)))
     return pics

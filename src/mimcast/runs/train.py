@@ -49,6 +49,7 @@ def _trainer(cfg: RunConfig, run: RunDir, device: str, log: Callable) -> tuple[T
     mcfg = cfg.model.with_frames(train_set.frame_shape)
     torch.manual_seed(cfg.train.seed)
     model = build_model(mcfg).set_grad_checkpointing(cfg.train.grad_checkpointing)
+    model.check_given_inputs(train_set.given_inputs, f"data set {cfg.data.name}")
     dev = torch.device(device)
 
     def validate(m: torch.nn.Module) -> float:

@@ -114,7 +114,7 @@ def study_configs(req: StudyRequest) -> list[tuple[str, int, RunConfig]]:
     for label in study.models:
         sized = {**MODELS[label][1], **SIZES.get(label, {}).get(req.preset, {})}
         own = {"model": sized, "train": RECIPES.get(label, {})}
-        layer = merge(merge(common, own), user)
+        layer = merge(merge(merge(common, study.model_layers.get(label, {})), own), user)
         for seed in req.seeds:
             seeded = merge(layer, {"train": {"seed": int(seed)}})
             out.append((label, int(seed), resolve_config(req.preset, None, seeded)))

@@ -41,6 +41,11 @@ MODELS = {  # label -> (display name, model section overrides)
     "frnn": ("FRNN", {"name": "frnn"}),
     "mcnet": ("MCNet", {"name": "mcnet"}),
     "vpn": ("VPN (baseline)", {"name": "vpn"}),
+    # on its 32 x 32 cells with 3x3 filters and no norm, as its paper (Table 7 only)
+    "stresnet": (
+        "ST-ResNet",
+        {"name": "stresnet", "patch_size": 1, "filter_size": 3, "layer_norm": False},
+    ),
 }
 # Every model but MIM (and its ablations) sized per study budget (--preset) to MIM's
 # parameter count there within 15% (Table 1: "comparable numbers of parameters"; the same
@@ -81,6 +86,9 @@ SIZES = {
         "cpu": {"hidden": [13, 13, 26, 26, 52, 52, 26, 26]},
         "paper": {"hidden": [27, 27, 54, 54, 108, 108, 54, 54]},
     },
+    # the paper's 12 residual units, widened from its 64 (2.7M parameters) to MIM's budget on
+    # TaxiBJ (Table 7: MIM 0.97M at cpu, 10.58M at paper, patch 2)
+    "stresnet": {"cpu": {"hidden": [38] * 12}, "paper": {"hidden": [128] * 12}},
 }
 # A model's own training recipe in every study (train-section overrides): MCNet is trained on
 # L2 + the gradient difference loss, as in its paper (its adversarial term is not implemented).

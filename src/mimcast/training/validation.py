@@ -36,6 +36,7 @@ def frame_mse(
     loader = DataLoader(Subset(data, shard(n)), batch_size=batch_size)
     lo, hi = data.value_range
     context_len = int(data.context_len)
+    k = model.config.in_channels - model.stack.given_channels  # not the given inputs (data)
     total = torch.zeros(2, dtype=torch.float64)
     model.eval()
     with torch.no_grad():
@@ -44,7 +45,8 @@ def frame_mse(
             with autocast(device, precision):
                 preds = model(frames, context_len)
             preds = Forecaster.forecast_part(preds, context_len).float().clamp(lo, hi)
-            per_frame = ((preds - frames[:, context_len:].float()) ** 2).sum(dim=(2, 3, 4))
+            err = preds - frames[:, context_len:].float()
+            per_frame = (err[:, :, :k] ** 2).sum(dim=(2, 3, 4))
             total += torch.tensor([per_frame.sum().item(), per_frame.numel()], dtype=torch.float64)
     dist_utils.all_reduce_sum(total)
     return (total[0] / total[1]).item() if total[1] > 0 else math.nan
