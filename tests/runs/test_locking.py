@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,7 @@ def test_a_killed_holder_leaves_a_stale_lock_that_is_taken_over(holder) -> None:
     proc.communicate(timeout=60)
     assert _lock_owner(run)["pid"] == proc.pid  # the dead process's lock file stays...
     resumed = subprocess.run(
-        ["python", "-m", "mimcast", *map(str, _args(run, "--resume", steps=6))],
+        [sys.executable, "-m", "mimcast", *map(str, _args(run, "--resume", steps=6))],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr  # ...and is taken over, saying so
