@@ -72,7 +72,7 @@ def test_a_short_clip_is_told_it_gives_few_training_windows(tmp_path, capsys, n_
     assert code == 0, err
     windows = int(re.search(r"(\d+) train sequences", out).group(1))
     note = f"note: only {windows} training windows"
-    assert (note in out) == (windows < FEW_WINDOWS), out  # 60 frames: 22 windows; 150: 58
+    assert (note in out) == (windows < FEW_WINDOWS), out  # 60 frames: 43 windows; 150: 115
 
 
 def test_a_folder_of_png_frames_trains(tmp_path, capsys) -> None:
