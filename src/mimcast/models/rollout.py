@@ -145,6 +145,12 @@ class Forecaster(
         self._batched_input_convs = bool(enable)
         return self
 
+    @property
+    def forecast_channels(self) -> int:
+        """Channels of a frame the model forecasts: all but the given inputs (data, which the
+        loss, validation and metrics never score)."""
+        return self.config.in_channels - self.stack.given_channels
+
     def check_given_inputs(self, given: tuple, where: str) -> None:
         """ConfigError unless the frames of `where`, which carry the given inputs `given`
         ((name, channels) groups, a data set's `given_inputs`), are what this model reads."""

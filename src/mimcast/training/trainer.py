@@ -189,8 +189,7 @@ class Trainer:
         aux: dict[str, Tensor] = {}
         with autocast(self.device, self.cfg.precision):
             preds = self.model(frames, self.context_len, mask, ctx_mask, aux=aux)
-        # the forecast channels only: given inputs (stack.given_inputs) are the data's own
-        k = frames.shape[2] - self.raw_model.stack.given_channels
+        k = self.raw_model.forecast_channels  # given inputs are the data's own, not scored
         loss = frame_loss(preds.float()[:, :, :k], frames[:, 1:, :k].float(), self.cfg.loss)
         total = loss + self.cfg.decouple_beta * aux["decoupling_loss"] if aux else loss
         grad_norm = self._backward(total)

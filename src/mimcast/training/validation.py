@@ -36,7 +36,7 @@ def frame_mse(
     loader = DataLoader(Subset(data, shard(n)), batch_size=batch_size)
     lo, hi = data.value_range
     context_len = int(data.context_len)
-    k = model.config.in_channels - model.stack.given_channels  # not the given inputs (data)
+    k = model.forecast_channels  # not the given inputs (data)
     total = torch.zeros(2, dtype=torch.float64)
     model.eval()
     with torch.no_grad():
