@@ -72,7 +72,8 @@ def test_table1_two_seeds_skips_finished_and_resumes(tmp_path: Path) -> None:
     assert "spread" in text and "| PredRNN | 0.867 | 56.8 | 126.1 |" in text
     assert len(results["comparisons"]) == 12 and "| PredRNN++ | 1 |" in text
     assert "| FC-LSTM | 0 |" in text and "| DFN | 0.726 | 89.0 | 172.8 |" in text
-    assert "| VPN (baseline) | 0.87 | 64.1 | 131.0 |" in text  # str(0.870): the paper's row
+    assert "| VPN (baseline) | 0.870 | 64.1 | 131.0 |" in text  # printed as published
+    assert "| MIM | 2 x 4 | " in text and "each model's channels" in results["budget"]
     assert "| FRNN | 0.813 | 69.7 | 150.3 |" in text and "**FRNN vs DFN**" in text
     assert all(
         m["spread"] in ("exceeds", "within")
@@ -283,7 +284,8 @@ def test_kth_and_taxibj_tables_run_end_to_end(name, kth_and_taxibj, tmp_path, ca
         st = results["models"]["stresnet"]["seeds"]["0"]["config"]
         assert st["model"]["patch_size"] == 1 and st["model"]["stresnet_externals"] == 28
         assert st["data"]["options"]["trend_weeks"] == 1 and "trend_weeks" not in data["options"]
-        assert "| ST-ResNet | 0.688 | 0.939 | 1.13 | 1.288 |" in text
+        assert "| ST-ResNet | 0.688 | 0.939 | 1.130 | 1.288 |" in text
+        assert "| ST-ResNet | 2 x 4 (patch size 1) | " in text  # where it differs from MIM's
 
 
 def test_the_stationary_and_non_stationary_halves_differ(kth_and_taxibj) -> None:

@@ -279,7 +279,7 @@ def _results(
         "commit": git_commit(),
         "machine": describe(init_from_env(runs[0][2].train.device)),
         "started": started,
-        "budget": budget(runs[0][2]),
+        "budget": budget(next((c for label, _, c in runs if label == "mim"), runs[0][2])),
         "models": {label: aggregate_seeds(by_seed) for label, by_seed in records.items()},
         "paper": study.paper,
     }

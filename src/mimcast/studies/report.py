@@ -172,6 +172,34 @@ def framewise_plots(results: dict, report: ReportDir) -> list[str]:
     return names
 
 
+def _base_model(models: dict) -> dict:
+    """The model settings the budget line states: MIM's, the study's subject, where it ran."""
+    r = models.get("mim") or next(iter(models.values()))
+    return next(iter(r["seeds"].values()))["config"]["model"]
+
+
+def _channels(model: dict, base: dict) -> str:
+    """A model's layer widths ("4 x 32" when every layer is as wide), and any filter, patch or
+    layer norm that differ from the budget line's."""
+    hidden = model["hidden"]
+    size = f"{len(hidden)} x {hidden[0]}" if len(set(hidden)) == 1 else ", ".join(map(str, hidden))
+    own = [f"{k.replace('_', ' ')} {_setting(model[k])}" for k in _OWN if model[k] != base[k]]
+    return size + (f" ({', '.join(own)})" if own else "")
+
+
+_OWN = ("filter_size", "patch_size", "layer_norm")
+
+
+def _setting(value: Any) -> str:
+    return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
+
+def _published(metric: str, value: float) -> str:
+    """A published number with the decimals the paper prints (0.870, not 0.87)."""
+    decimals = 3 if metric.startswith(("ssim", "mse@")) else 2 if metric == "psnr" else 1
+    return f"{value:.{decimals}f}"
+
+
 def _fmt(mean: float, std: float) -> str:
     if mean is None or math.isnan(mean):
         return "n/a"
@@ -208,13 +236,17 @@ def _summary_lines(results: dict, n_seq: int) -> list[str]:
         "",
         f"## Results: test split, {n_seq} sequences {spread}",
         "",
-        "| model | parameters | " + " | ".join(HEADERS[m] for m in METRICS) + " |",
-        "|---" * (len(METRICS) + 2) + "|",
+        "| model | channels | parameters | " + " | ".join(HEADERS[m] for m in METRICS) + " |",
+        "|---" * (len(METRICS) + 3) + "|",
     ]
+    base = _base_model(results["models"])
     for label, r in results["models"].items():
-        params = next(iter(r["seeds"].values()))["parameters"]
+        first = next(iter(r["seeds"].values()))
         cells = " | ".join(_fmt(r["mean"][m], r["std"][m]) for m in METRICS)
-        lines.append(f"| {MODELS[label][0]} | {params / 1e6:.3f}M | {cells} |")
+        lines.append(
+            f"| {MODELS[label][0]} | {_channels(first['config']['model'], base)} | "
+            f"{first['parameters'] / 1e6:.3f}M | {cells} |"
+        )
     return lines + [
         "",
         "MSE and MAE are per frame, summed over a frame's pixels in [0, 1] and averaged over "
@@ -263,12 +295,15 @@ def _paper_lines(paper: dict) -> list[str]:
     columns = list(dict.fromkeys(c for v in paper.values() for c in v))
     return [
         "",
-        "### The paper's numbers (64 channels, 100,000 steps: not comparable with a CPU budget)",
+        "### The paper's numbers (each model at its paper's size, trained to convergence on a "
+        "GPU: not comparable with a CPU budget)",
         "",
         "| model | " + " | ".join(columns) + " |",
         "|---" * (len(columns) + 1) + "|",
         *[
-            f"| {MODELS[k][0]} | " + " | ".join(str(v.get(c, "")) for c in columns) + " |"
+            f"| {MODELS[k][0]} | "
+            + " | ".join(_published(c, v[c]) if c in v else "" for c in columns)
+            + " |"
             for k, v in paper.items()
         ],
     ]
@@ -332,7 +367,7 @@ def budget(cfg) -> str:
         frames += f", tested {_frames({**d.options, **d.eval_options})}"
     subset = f", {d.options['stationarity']} half" if "stationarity" in d.options else ""
     return (
-        f"{len(m.hidden)} layers x {m.hidden[0]} channels, filter {m.filter_size}, patch "
+        f"each model's channels as in the table below, filter {m.filter_size}, patch "
         f"{m.patch_size}, layer norm {'on' if m.layer_norm else 'off'}; data {d.name}{subset} "
         f"({frames}); {t.steps} steps of batch "
         f"{t.batch_size}, Adam lr {t.lr:g}, precision {t.precision}, {_sampling(t.sampling)}; "
