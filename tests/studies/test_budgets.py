@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from mimcast.models import build_model
+from mimcast.studies.catalogue import SIZES
 from mimcast.studies.experiments import StudyRequest, study_configs
-from mimcast.studies.report import SIZES
 
 MIM = {  # MIM's count in each table at each budget
     ("table1", "cpu"): 982_560, ("table1", "paper"): 10_674_368,

@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from mimcast import cli
+from mimcast.studies.catalogue import MODELS, SIZES
+from mimcast.studies.comparisons import compare_models, ordering_lines, paper_orderings
 from mimcast.studies.experiments import StudyRequest, run_study, study_configs
 from mimcast.studies.forget_gates import GateStats, merge_seeds, report_lines
-from mimcast.studies.report import MODELS, SIZES, compare_models
 from mimcast.studies.tables import STUDIES
 from tests.tiny import tiny_sets
 
@@ -74,6 +75,8 @@ def test_table1_two_seeds_skips_finished_and_resumes(tmp_path: Path) -> None:
     assert "| FC-LSTM | 0 |" in text and "| DFN | 0.726 | 89.0 | 172.8 |" in text
     assert "| VPN (baseline) | 0.870 | 64.1 | 131.0 |" in text  # printed as published
     assert "| MIM | 2 x 4 | " in text and "each model's channels" in results["budget"]
+    assert "### The paper's orderings at this budget" in text  # 10 pairs published, 3 metrics
+    assert "Of 30 published orderings compared: " in text and len(results["paper_orderings"]) == 10
     assert "| FRNN | 0.813 | 69.7 | 150.3 |" in text and "**FRNN vs DFN**" in text
     assert all(
         m["spread"] in ("exceeds", "within")
@@ -335,3 +338,33 @@ def test_the_spread_rule_on_seed_results_with_a_known_answer() -> None:
     assert c["metrics"]["mse"]["a"] == 101.0 and c["metrics"]["mse"]["b"] == 107.5
     one = compare_models(models, "mim", "convlstm")["metrics"]
     assert {r["spread"] for r in one.values()} == {"single-seed"}
+
+
+def test_the_papers_orderings_with_a_known_answer() -> None:
+    """MIM beats PredRNN in MSE beyond the spread (the paper agrees: holds) and loses in SSIM
+    within it (the paper has MIM better: reversed, within the spread); MAE is not published
+    for PredRNN here, so it is not judged; a pair whose second model the paper lacks is left
+    out; one seed says so."""
+    models = _models({
+        "mim": [(100.0, 10.0, 0.4), (102.0, 20.0, 0.5)],
+        "predrnn": [(110.0, 30.0, 0.5), (105.0, 15.0, 0.6)],
+        "predrnnpp": [(90.0, 5.0, 0.9), (91.0, 5.0, 0.9)],
+        "convlstm": [(90.0, 5.0, 0.9)],
+    })  # fmt: skip
+    paper = {"mim": {"mse": 52.0, "mae": 116.5, "ssim": 0.874},
+             "predrnn": {"mse": 56.8, "ssim": 0.867}, "convlstm": {"mse": 103.3}}  # fmt: skip
+    pairs = [("mim", "predrnn"), ("mim", "predrnnpp"), ("mim", "convlstm")]
+    got = paper_orderings([compare_models(models, a, b) for a, b in pairs], paper)
+    assert [(o["a"], o["b"]) for o in got] == [("mim", "predrnn"), ("mim", "convlstm")]
+    assert {m: r["verdict"] for m, r in got[0]["metrics"].items()} == {
+        "mse": "holds", "ssim": "reversed, within the spread"}  # fmt: skip
+    assert got[1]["metrics"]["mse"] == {
+        "paper_better": "mim",
+        "holds": False,
+        "spread": "single-seed",
+        "verdict": "reversed (one seed)",
+    }
+    text = "\n".join(ordering_lines(got))
+    assert "| MIM vs PredRNN | MIM: holds | MIM: reversed, within the spread |" in text
+    assert text.endswith("Of 3 published orderings compared: holds: 1; reversed, within the "
+                         "spread: 1; reversed (one seed): 1.")  # fmt: skip

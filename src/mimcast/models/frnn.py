@@ -43,7 +43,7 @@ Sizes: `hidden` gives the bGRU layers bottom-up, two per level, a pooling before
 hidden=(128, 128, 256, 256, 512, 512, 256, 256) on 64 x 64 (KTH 64 x 80) frames, patch 1,
 5x5 filters at the first two levels and 3x3 at the last two (105.7M parameters); the FRNN
 paper has no TaxiBJ model (Table 7's FRNN row is the MIM authors' run, size unknown). mimcast
-has one filter_size for every layer and sizes the studies to MIM's budget (studies/report.py
+has one filter_size for every layer and sizes the studies to MIM's budget (studies/catalogue.py
 SIZES keeps the reference's proportions, 1:1:2:2:4:4:2:2).
 
 Choices and what is not here: the reference trains on the predicted frames only with an L1 loss;

@@ -25,7 +25,7 @@ but the motion encoder's (3 in the paper). The paper's KTH and UCF-101 network i
 128, 256), filter_size 3, on full frames (patch_size 1): 128 x 128 KTH frames give a 16 x 16
 ConvLSTM of 256 channels (14.1M parameters); it has no Moving MNIST or TaxiBJ model. The
 studies use hidden=(56, 112, 224) (the MIM paper's budget) and (17, 34, 68) on the CPU
-(studies/report.py SIZES). With patch folding the network runs on the folded grid.
+(studies/catalogue.py SIZES). With patch folding the network runs on the folded grid.
 
 Choices, stated:
 - Units: the paper's frames are in [-1, 1] and its differences in [0, 1] (both codes take

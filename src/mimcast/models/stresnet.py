@@ -35,7 +35,7 @@ but the last has hidden[0] channels at paper sizes: all entries equal). Where tw
 differ the unit's shortcut is a 1x1 convolution (a choice: the paper's units all have one
 width). The paper's TaxiBJ model: hidden (64,) * 12, 3x3 filters, len_c 3, len_p 1, len_q 1,
 E 28, 32 x 32 cells (patch 1); it has no Moving MNIST or KTH size. The study presets size
-it to MIM's parameter count (studies/report.py SIZES).
+it to MIM's parameter count (studies/catalogue.py SIZES).
 
 Reference code read, never copied: lucktroy/DeepST deepst/models/STResNet.py (Keras, the
 authors'; read from its forks, the original is not stored here) and KL4805/STResNet-PyTorch.

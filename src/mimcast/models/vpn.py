@@ -44,7 +44,7 @@ down); where the ConvLSTM and the decoder differ in width a 1x1 convolution join
 is hidden=(256, 256, 256) with 8 and 12 RMBs, 3x3 filters, on the 64 x 64 frames at full
 resolution (patch_size 1): 29.7M parameters. The VPN paper has no KTH or TaxiBJ network, and
 whoever ran the TaxiBJ baseline did not publish its size. mimcast's study presets size it to
-MIM's budget instead (studies/report.py SIZES says what each one cuts).
+MIM's budget instead (studies/catalogue.py SIZES says what each one cuts).
 
 No official code exists. Only the VPN paper's abstract and introduction were readable here:
 the equations above are its Section 4 as known, and agree with o-tawab/Video-Pixel-Networks

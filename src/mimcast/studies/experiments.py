@@ -30,16 +30,13 @@ from mimcast.runs.rundir import RunDir
 from mimcast.runs.train import train_run
 from mimcast.settings import merge
 from mimcast.studies import forget_gates as fg
+from mimcast.studies.catalogue import MODELS, RECIPES, SIZES
+from mimcast.studies.comparisons import METRICS, compare_models, paper_orderings
 from mimcast.studies.report import (
-    METRICS,
-    MODELS,
-    RECIPES,
-    SIZES,
     aggregate_seeds,
     budget,
     clean_json,
     command_line,
-    compare_models,
     framewise_plots,
     git_commit,
     report_lines,
@@ -284,6 +281,7 @@ def _results(
         "paper": study.paper,
     }
     results["comparisons"] = [compare_models(results["models"], a, b) for a, b in study.pairs]
+    results["paper_orderings"] = paper_orderings(results["comparisons"], study.paper)
     return results
 
 

@@ -22,7 +22,7 @@ from mimcast.evaluation import viz
 from mimcast.runs.datasets import build_splits
 from mimcast.runs.predict import load_run_model
 from mimcast.runs.rundir import RunDir
-from mimcast.studies.report import spread_verdict
+from mimcast.studies.comparisons import spread_verdict
 from mimcast.training.distributed import init_from_env
 
 THRESHOLD = 0.9

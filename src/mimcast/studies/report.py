@@ -13,153 +13,26 @@ import yaml
 
 from mimcast.evaluation import viz
 from mimcast.machine import one_line
+from mimcast.studies.catalogue import MODELS
+from mimcast.studies.comparisons import HEADERS, METRICS, num, ordering_lines, sentence
 from mimcast.studies.report_dir import ReportDir
 
 if TYPE_CHECKING:
     from mimcast.studies.experiments import StudyRequest
-
-METRICS = ("mse", "mae", "ssim", "ssim_legacy", "psnr")
-HEADERS = {
-    "mse": "MSE ↓",
-    "mae": "MAE ↓",
-    "ssim": "SSIM ↑",
-    "ssim_legacy": "SSIM (legacy) ↑",
-    "psnr": "PSNR ↑",
-}
-HIGHER_IS_BETTER = {"ssim", "ssim_legacy", "psnr"}
-MODELS = {  # label -> (display name, model section overrides)
-    "convlstm": ("ConvLSTM", {"name": "convlstm"}),
-    "predrnn": ("PredRNN", {"name": "predrnn"}),
-    "mim": ("MIM", {"name": "mim"}),
-    "mim-no-mimn": ("MIM without MIM-N", {"name": "mim", "mim_n": False}),
-    "mim-no-mims": ("MIM without MIM-S", {"name": "mim", "mim_s": False}),
-    "predrnnpp": ("PredRNN++", {"name": "predrnnpp"}),
-    "fclstm": ("FC-LSTM", {"name": "fclstm"}),
-    "trajgru": ("TrajGRU", {"name": "trajgru"}),
-    "cdna": ("CDNA", {"name": "cdna"}),
-    "dfn": ("DFN", {"name": "dfn"}),
-    "frnn": ("FRNN", {"name": "frnn"}),
-    "mcnet": ("MCNet", {"name": "mcnet"}),
-    "vpn": ("VPN (baseline)", {"name": "vpn"}),
-    # on its 32 x 32 cells with 3x3 filters and no norm, as its paper (Table 7 only)
-    "stresnet": (
-        "ST-ResNet",
-        {"name": "stresnet", "patch_size": 1, "filter_size": 3, "layer_norm": False},
-    ),
-}
-# Every model but MIM (and its ablations) sized per study budget (--preset) to MIM's
-# parameter count there within 15% (Table 1: "comparable numbers of parameters"; the same
-# width would give ConvLSTM 0.38x MIM's parameters, PredRNN 0.58x, PredRNN++ 0.84x):
-# MIM has 0.98M at cpu (4x32, filter 3) and 10.67M at paper (4x64, filter 5, layer norm).
-# tests/studies/test_budgets.py checks every count.
-SIZES = {
-    "convlstm": {"cpu": {"hidden": [56] * 4}, "paper": {"hidden": [120] * 4}},
-    "predrnn": {"cpu": {"hidden": [42] * 4}, "paper": {"hidden": [85] * 4}},
-    "predrnnpp": {"cpu": {"hidden": [35] * 4}, "paper": {"hidden": [70] * 4}},
-    "fclstm": {"cpu": {"hidden": [48]}, "paper": {"hidden": [480]}},
-    "trajgru": {"cpu": {"hidden": [24, 36, 36]}, "paper": {"hidden": [84, 126, 126]}},
-    "cdna": {
-        "cpu": {"hidden": [18, 18, 36, 36, 72, 36, 18]},
-        "paper": {"hidden": [40, 40, 80, 80, 160, 80, 40]},
-    },
-    "dfn": {
-        "cpu": {"hidden": [36, 36, 72, 72, 144]},
-        "paper": {"hidden": [78, 78, 156, 156, 312]},
-    },
-    # MCNet's own layout (its paper: full 128 x 128 frames, 3 x 3 convolutions, no norm): the
-    # ConvLSTM at 1/8 of the frame, 16 x 16 at paper; on the CPU's 64-pixel KTH, patch 2
-    # (a 4 x 4 ConvLSTM; the study's patch 4 would leave 2 x 2)
-    "mcnet": {
-        "cpu": {"hidden": [17, 34, 68], "patch_size": 2},
-        "paper": {"hidden": [56, 112, 224], "patch_size": 1, "filter_size": 3, "layer_norm": False},
-    },
-    # VPN's own Moving MNIST network (256 wide, 8 + 12 blocks) has 29.7M parameters at 3x3
-    # filters, 2.8x MIM's paper budget: the paper budget keeps its 8 + 12 blocks at width 94;
-    # the cpu budget also halves the blocks (4 + 6), which keeps the units 30 channels wide
-    # instead of 23, while the 4 encoder blocks (dilations 1, 2, 4, 8) still see the whole
-    # 16 x 16 grid (a radius of 30 cells).
-    "vpn": {
-        "cpu": {"hidden": [60], "vpn_encoder_blocks": 4, "vpn_decoder_blocks": 6},
-        "paper": {"hidden": [94]},
-    },
-    "frnn": {  # the reference's 128, 128, 256, 256, 512, 512, 256, 256, scaled
-        "cpu": {"hidden": [13, 13, 26, 26, 52, 52, 26, 26]},
-        "paper": {"hidden": [27, 27, 54, 54, 108, 108, 54, 54]},
-    },
-    # the paper's 12 residual units, widened from its 64 (2.7M parameters) to MIM's budget on
-    # TaxiBJ (Table 7: MIM 0.97M at cpu, 10.58M at paper, patch 2)
-    "stresnet": {"cpu": {"hidden": [38] * 12}, "paper": {"hidden": [128] * 12}},
-}
-# A model's own training recipe in every study (train-section overrides): MCNet is trained on
-# L2 + the gradient difference loss, as in its paper (its adversarial term is not implemented).
-RECIPES = {"mcnet": {"loss": "mse+gdl"}}
 
 
 def aggregate_seeds(by_seed: dict[int, dict]) -> dict[str, Any]:
     seeds = sorted(by_seed)
     out: dict[str, Any] = {"seeds": {str(s): by_seed[s] for s in seeds}, "mean": {}, "std": {}}
     for m in METRICS:
-        vals = np.array([_num(by_seed[s]["mean"][m]) for s in seeds])
+        vals = np.array([num(by_seed[s]["mean"][m]) for s in seeds])
         out["mean"][m] = float(np.mean(vals))
         out["std"][m] = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
     out["per_frame_mean"] = {
-        m: np.mean([[_num(x) for x in by_seed[s]["per_frame"][m]] for s in seeds], 0).tolist()
+        m: np.mean([[num(x) for x in by_seed[s]["per_frame"][m]] for s in seeds], 0).tolist()
         for m in METRICS
     }
     return out
-
-
-def _num(x) -> float:
-    return math.nan if x is None else float(x)
-
-
-def spread_verdict(sa, sb) -> str:
-    """ "exceeds" when the per-seed values of two models do not overlap, else "within"
-    ("single-seed" when either has fewer than two seeds): the rule every report uses."""
-    if len(sa) < 2 or len(sb) < 2:
-        return "single-seed"
-    return "exceeds" if max(sa) < min(sb) or max(sb) < min(sa) else "within"
-
-
-def compare_models(models: dict, a: str, b: str) -> dict[str, Any]:
-    """Per metric: the two means, which is better and whether the seeds' ranges overlap."""
-    out: dict[str, Any] = {"a": a, "b": b, "metrics": {}}
-    for m in ("mse", "mae", "ssim"):
-        sa = [_num(v["mean"][m]) for v in models[a]["seeds"].values()]
-        sb = [_num(v["mean"][m]) for v in models[b]["seeds"].values()]
-        ma, mb = float(np.mean(sa)), float(np.mean(sb))
-        a_better = ma > mb if m in HIGHER_IS_BETTER else ma < mb
-        verdict = spread_verdict(sa, sb)
-        out["metrics"][m] = {"a": ma, "b": mb, "a_better": a_better, "spread": verdict}
-    fa, fb = models[a]["per_frame_mean"]["mse"], models[b]["per_frame_mean"]["mse"]
-    out["mse_gap_first_last"] = [fb[0] - fa[0], fb[-1] - fa[-1]]  # b minus a: > 0 = a better
-    return out
-
-
-SPREAD = {
-    "exceeds": "exceeds the spread",
-    "within": "within the spread",
-    "single-seed": "one seed: spread unknown",
-}
-
-
-def _sentence(c: dict) -> str:
-    a, b = MODELS[c["a"]][0], MODELS[c["b"]][0]
-    parts = []
-    for m, r in c["metrics"].items():
-        better = a if r["a_better"] else b
-        parts.append(
-            f"{HEADERS[m][:-2]} {r['a']:.4g} vs {r['b']:.4g} ({better} better, "
-            f"{SPREAD[r['spread']]})"
-        )
-    g0, g1 = c["mse_gap_first_last"]
-    lead, other = (a, b) if g1 > 0 else (b, a)
-    trend = "grows" if abs(g1) > abs(g0) and g0 * g1 >= 0 else "does not grow"
-    return (
-        f"- **{a} vs {b}**: " + "; ".join(parts) + f". MSE of {b} minus {a}: {g0:+.3g} at the "
-        f"first predicted frame, {g1:+.3g} at the last, so {lead}'s lead over {other} {trend} "
-        "over the horizon."
-    )
 
 
 def framewise_plots(results: dict, report: ReportDir) -> list[str]:
@@ -214,6 +87,7 @@ def report_lines(results: dict, pictures: list[str], gate_lines: list[str]) -> l
     lines += _comparison_lines(results)
     lines += _seed_lines(models)
     lines += _paper_lines(results["paper"])
+    lines += ordering_lines(results["paper_orderings"])
     lines += ["", "## Frame-wise curves (Figures 4–5)", ""]
     lines += [f"![{Path(p).stem}]({p})" for p in pictures]
     lines += _curve_tables(models)
@@ -264,7 +138,7 @@ def _comparison_lines(results: dict) -> list[str]:
         "overlap (every seed of one is better than every seed of the other); otherwise it lies "
         "*within the spread* and this budget does not separate the two models.",
         "",
-        *[_sentence(c) for c in results["comparisons"]],
+        *[sentence(c) for c in results["comparisons"]],
     ]
 
 
@@ -280,7 +154,7 @@ def _seed_lines(models: dict) -> list[str]:
     ]
     for label, r in models.items():
         for seed, s in r["seeds"].items():
-            cells = " | ".join(f"{_num(s['mean'][m]):.4g}" for m in METRICS)
+            cells = " | ".join(f"{num(s['mean'][m]):.4g}" for m in METRICS)
             where = f"`{s['run_dir']}`" + (" (reused)" if s["reused"] else "")
             lines.append(
                 f"| {MODELS[label][0]} | {seed} | {cells} | {s['best_step']} | "

@@ -36,7 +36,7 @@ STRESNET_TAXIBJ = {
 class Study:
     title: str
     layer: dict  # config sections merged over the budget preset
-    models: tuple[str, ...]  # labels of studies.report.MODELS
+    models: tuple[str, ...]  # labels of studies.catalogue.MODELS
     pairs: tuple[tuple[str, str], ...]  # comparisons (first vs second)
     claim: str
     paper: dict[str, dict[str, float]]  # label -> metric -> value, as published
