@@ -94,8 +94,27 @@ class DataSpec:
             )
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"{where} is damaged: {e!r}") from e
-        if len(spec.frame_shape) != 3 or len(spec.value_range) != 2 or not spec.scale:
-            raise DataError(f"{where} is damaged: bad frame_shape, value_range or units_scale")
-        if any(s == 0 for s in spec.scale) or not np.all(np.isfinite(spec.scale + spec.offset)):
-            raise DataError(f"{where} is damaged: the units scale must be finite and non-zero")
+        problem = spec._problem()
+        if problem:
+            raise DataError(f"{where} is damaged: {problem}")
         return spec
+
+    def _problem(self) -> str:
+        """What is wrong with values read from a file ("" when nothing): each would otherwise
+        surface later as a traceback or a silently wrong forecast."""
+        if len(self.frame_shape) != 3 or min(self.frame_shape) < 1:
+            return f"frame_shape {list(self.frame_shape)} is not three positive sizes (C, H, W)"
+        lo_hi = self.value_range
+        if len(lo_hi) != 2 or not np.all(np.isfinite(lo_hi)) or not lo_hi[0] < lo_hi[1]:
+            return f"value_range {list(lo_hi)} is not two finite values, low < high"
+        n = {len(self.scale), len(self.offset)}
+        if len(n) != 1 or not n <= {1, self.frame_shape[0]}:
+            return (
+                "units_scale and units_offset need one value, or one per channel "
+                f"({self.frame_shape[0]}), not {len(self.scale)} and {len(self.offset)}"
+            )
+        if any(s == 0 for s in self.scale) or not np.all(np.isfinite(self.scale + self.offset)):
+            return "the units scale must be finite and non-zero"
+        if self.context_len < 1:
+            return f"context_len {self.context_len} is below 1"
+        return ""
