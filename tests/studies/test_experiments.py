@@ -90,6 +90,8 @@ def test_table1_two_seeds_skips_finished_and_resumes(tmp_path: Path) -> None:
     logs: list[str] = []
     _, again = _run("table1", tmp_path, seeds=(0, 1), log=logs.append)
     assert sum(m.startswith("resuming ") for m in logs) == 1
+    assert again["models"]["mim"]["seeds"]["1"]["resumed"]
+    assert "min since its last resume |" in (tmp_path / "docs" / "table1" / "report.md").read_text()
     assert any("nothing to do" in m for m in logs)
     log_csv = tmp_path / "runs" / "table1" / "runs" / "mim-seed1" / "log.csv"
     assert len(log_csv.read_text().splitlines()) == 3  # header and steps 1, 2: none added

@@ -156,9 +156,11 @@ def _seed_lines(models: dict) -> list[str]:
         for seed, s in r["seeds"].items():
             cells = " | ".join(f"{num(s['mean'][m]):.4g}" for m in METRICS)
             where = f"`{s['run_dir']}`" + (" (reused)" if s["reused"] else "")
+            # a resumed run timed only its last part: say so rather than print a short time
+            since = " since its last resume" if s.get("resumed") else ""
             lines.append(
                 f"| {MODELS[label][0]} | {seed} | {cells} | {s['best_step']} | "
-                f"{s['train_seconds'] / 60:.1f} min | {where} |"
+                f"{s['train_seconds'] / 60:.1f} min{since} | {where} |"
             )
     return lines
 
