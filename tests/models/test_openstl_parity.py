@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ast
-
 import numpy as np
 import pytest
 import torch
 
 import mimcast
 from tests.conftest import FIXTURES as FIXTURE_DIR
+from tests.models import openstl_draws
 
 FIXTURES = ("openstl_parity_ln0.npz", "openstl_parity_ln1.npz")
 MODELS = ("convlstm", "predrnn", "mim")
@@ -21,15 +20,14 @@ CASES = [(f, m) for f in FIXTURES for m in MODELS] + [
 ]
 
 
-def load_fixture(name: str) -> tuple[dict, np.lib.npyio.NpzFile]:
-    data = np.load(FIXTURE_DIR / name)
-    return ast.literal_eval(str(data["meta/config"])), data
+def load_fixture(name: str) -> tuple[dict, dict[str, np.ndarray]]:
+    return openstl_draws.load(FIXTURE_DIR / name)
 
 
-def openstl_params(data, model: str) -> dict[str, torch.Tensor]:
+def openstl_params(data: dict, model: str) -> dict[str, torch.Tensor]:
     """OpenSTL's state_dict of `model`, under OpenSTL's own names."""
     prefix = f"{model}/param/"
-    return {k[len(prefix) :]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)}
+    return {k[len(prefix) :]: torch.from_numpy(v) for k, v in data.items() if k.startswith(prefix)}
 
 
 def model_kwargs(cfg: dict) -> dict:
