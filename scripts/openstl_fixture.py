@@ -5,17 +5,19 @@ Usage: python scripts/openstl_fixture.py MIRROR_GIT_DIR [OUT_DIR]
 
 OpenSTL's openstl/models/{convlstm,predrnn,mim,predrnnpp,predrnnv2}_model.py and their
 openstl/modules/*_modules.py run from a temporary folder, each model file's package import
-rewritten to flat ones (as ../shared/tools/openstl_peer.sh does). Each model is built with
-OpenSTL's own config fields, its parameters drawn by tests/models/openstl_draws.py (uniform in
-[-0.3, 0.3], LayerNorm weights in [0.7, 1.3]); it runs on drawn frames, folded by OpenSTL's
-reshape_patch, once with an all-zero mask and once with a mixed one (per sample and step), the
-MIM-S memory OpenSTL keeps on its MIMBlocks reset before each forward (a fresh state per
-sequence). The fixture stores the predictions unfolded to full frames, the masks, the
-decoupling loss of PredRNN-V2 (its loss with decouple_beta 1 minus the MSE of its
-predictions) and the parameters' layout; the test draws the parameters and frames again.
+rewritten to flat ones (as ../shared/tools/openstl_peer.sh does), with
+openstl/utils/predrnn_utils.py for OpenSTL's reshape_patch and reshape_patch_back. Each model
+is built with OpenSTL's own config fields, its parameters drawn by
+tests/models/openstl_draws.py (uniform in [-0.3, 0.3], LayerNorm weights in [0.7, 1.3]); it
+runs on drawn frames, folded by OpenSTL's reshape_patch, once with an all-zero mask and once
+with a mixed one (per sample and step), the MIM-S memory OpenSTL keeps on its MIMBlocks reset
+before each forward (a fresh state per sequence). The fixture stores the predictions
+unfolded to full frames, the masks, the decoupling loss of PredRNN-V2 (its loss with
+decouple_beta 1 minus the MSE of its predictions) and the parameters' layout; the test draws
+the parameters and frames again.
 
 The fixtures before this script (copied from the project's shared/fixtures, 3.5 MB) held the
-same settings with stored weights; these hold the same checks in ~1/20 of the bytes.
+same settings with stored weights; these hold the same checks in about 1/9 of the bytes.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ FIXTURES = {  # the settings of the earlier fixtures, file by file
 def extract_openstl(mirror: str) -> None:
     files = {f"{m}_modules.py": f"openstl/modules/{m}_modules.py" for m in MODELS}
     files |= {f"{m}_model.py": f"openstl/models/{m}_model.py" for m in MODELS}
+    files["predrnn_utils.py"] = "openstl/utils/predrnn_utils.py"  # reshape_patch and its inverse
     rewrites = {f"{m}_model.py": [(_package_import(mirror, m), FLAT)] for m in MODELS}
     extract(mirror, files, rewrites)
 
@@ -77,16 +80,17 @@ def layout(net: torch.nn.Module) -> list[tuple[str, tuple, tuple]]:
 
 
 def fold(x: np.ndarray, p: int) -> torch.Tensor:
-    """OpenSTL's reshape_patch of full frames (B, T, C, H, W): (B, T, H/p, W/p, p*p*C)."""
-    b, t, c, h, w = x.shape
-    y = x.transpose(0, 1, 3, 4, 2).reshape(b, t, h // p, p, w // p, p, c)
-    return torch.from_numpy(y.transpose(0, 1, 2, 4, 3, 5, 6).reshape(b, t, h // p, w // p, -1))
+    """Full frames (B, T, C, H, W) through OpenSTL's own reshape_patch: (B, T, H/p, W/p, p*p*C)."""
+    import predrnn_utils
+
+    return predrnn_utils.reshape_patch(torch.from_numpy(x.transpose(0, 1, 3, 4, 2)), p)
 
 
-def unfold(y: torch.Tensor, p: int, c: int) -> np.ndarray:
-    b, t, hp, wp, _ = y.shape
-    x = y.numpy().reshape(b, t, hp, wp, p, p, c).transpose(0, 1, 2, 4, 3, 5, 6)
-    return x.reshape(b, t, hp * p, wp * p, c).transpose(0, 1, 4, 2, 3)
+def unfold(y: torch.Tensor, p: int) -> np.ndarray:
+    """OpenSTL's reshape_patch_back, then (B, T, C, H, W)."""
+    import predrnn_utils
+
+    return predrnn_utils.reshape_patch_back(y, p).numpy().transpose(0, 1, 4, 2, 3)
 
 
 def run_model(name: str, cfg: dict, frames: np.ndarray, masks: dict) -> tuple[list, dict]:
@@ -108,7 +112,7 @@ def run_model(name: str, cfg: dict, frames: np.ndarray, masks: dict) -> tuple[li
                 m.convlstm_c = None  # MIM-S memory: a fresh state per sequence
         with torch.no_grad():
             pred, loss = net(fold(frames, cfg["patch"]), fold(mask, cfg["patch"]))
-        expected = unfold(pred, cfg["patch"], cfg["C"])
+        expected = unfold(pred, cfg["patch"])
         out[f"{name}/{kind}/mask"] = mask.astype(np.uint8)
         out[f"{name}/{kind}/expected"] = expected
         if name == "predrnnv2":

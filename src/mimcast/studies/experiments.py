@@ -276,7 +276,8 @@ def _results(
         "commit": git_commit(),
         "machine": describe(init_from_env(runs[0][2].train.device)),
         "started": started,
-        "budget": budget(next((c for label, _, c in runs if label == "mim"), runs[0][2])),
+        "subject": study.subject,
+        "budget": budget(next(c for label, _, c in runs if label == study.subject)),
         "models": {label: aggregate_seeds(by_seed) for label, by_seed in records.items()},
         "paper": study.paper,
     }

@@ -45,12 +45,6 @@ def framewise_plots(results: dict, report: ReportDir) -> list[str]:
     return names
 
 
-def _base_model(models: dict) -> dict:
-    """The model settings the budget line states: MIM's, the study's subject, where it ran."""
-    r = models.get("mim") or next(iter(models.values()))
-    return next(iter(r["seeds"].values()))["config"]["model"]
-
-
 def _channels(model: dict, base: dict) -> str:
     """A model's layer widths ("4 x 32" when every layer is as wide), and any filter, patch or
     layer norm that differ from the budget line's."""
@@ -113,7 +107,8 @@ def _summary_lines(results: dict, n_seq: int) -> list[str]:
         "| model | channels | parameters | " + " | ".join(HEADERS[m] for m in METRICS) + " |",
         "|---" * (len(METRICS) + 3) + "|",
     ]
-    base = _base_model(results["models"])
+    subject = results["models"][results["subject"]]
+    base = next(iter(subject["seeds"].values()))["config"]["model"]  # the budget line's
     for label, r in results["models"].items():
         first = next(iter(r["seeds"].values()))
         cells = " | ".join(_fmt(r["mean"][m], r["std"][m]) for m in METRICS)

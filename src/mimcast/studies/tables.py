@@ -44,6 +44,11 @@ class Study:
     model_layers: dict = field(default_factory=dict)  # label -> a layer for that model only
     gates: bool = False
 
+    @property
+    def subject(self) -> str:
+        """The model whose settings a report's budget line states: MIM where the study has it."""
+        return "mim" if "mim" in self.models else self.models[0]
+
 
 def _kth(kind: str | None) -> dict:
     if kind is None:
