@@ -64,10 +64,13 @@ def no_height(cfg: dict) -> None:
 
 
 CONFIG_CASES = {
-    "nan-value-range": (set_data("value_range", [math.nan, 1.0]), "value_range must be finite"),
-    "reversed-value-range": (set_data("value_range", [1.0, 0.0]), "with low < high, got [1.0"),
-    "context-len-0": (set_data("context_len", 0), "data.context_len must be >= 1, got 0"),
-    "context-len-negative": (set_data("context_len", -3), "data.context_len must be >= 1"),
+    "nan-value-range": (set_data("value_range", [math.nan, 1.0]), "value_range [nan, 1.0] is not"),
+    "reversed-value-range": (
+        set_data("value_range", [1.0, 0.0]),
+        "value_range [1.0, 0.0] is not two finite values, low < high",
+    ),  # fmt: skip
+    "context-len-0": (set_data("context_len", 0), "(data) is damaged: context_len 0 is below 1"),
+    "context-len-negative": (set_data("context_len", -3), "context_len -3 is below 1"),
     "unknown-data-key": (set_data("surprise", 1), "unknown key(s) under data: surprise"),
     "frame-shape-contradicts": (
         set_data("frame_shape", [1, 16, 16]),
@@ -80,7 +83,7 @@ CONFIG_CASES = {
     "units-as-number": (set_data("units", 5), "data.units = 5 is not a valid value"),
     "three-scales": (
         set_data("units_scale", [1.0, 2.0, 3.0]),
-        "data.units_scale has 3 values: one, or one per channel",
+        "units_scale and units_offset need one value, or one per channel (1), not 3 and 1",
     ),  # fmt: skip
     "unknown-fit": (set_data("video_fit", "stretch"), "video_fit must be resize or crop"),
     "data-not-an-object": (lambda cfg: cfg.__setitem__("data", [1]), "data must be a JSON object"),

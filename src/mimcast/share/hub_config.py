@@ -12,7 +12,6 @@ folder that does not hold together.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -68,24 +67,12 @@ def check_data(data: Any, model: ModelConfig, path: Path) -> None:
 
 
 def _check_values(spec: DataSpec, fit: Any, model: ModelConfig, path: Path) -> None:
-    lo, hi = spec.value_range
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise CheckpointError(
-            f"{path}: data.value_range must be finite with low < high, got [{lo}, {hi}]"
-        )
-    if spec.context_len < 1:
-        raise CheckpointError(f"{path}: data.context_len must be >= 1, got {spec.context_len}")
+    """What the spec cannot know alone (DataSpec.from_dict checked its own values)."""
     frames = (model.in_channels, model.height, model.width)
     if spec.frame_shape != frames:
         raise CheckpointError(
             f"{path}: data.frame_shape {list(spec.frame_shape)} contradicts the model's frames "
             f"{list(frames)} (in_channels, height, width)"
         )
-    for key, values in (("units_scale", spec.scale), ("units_offset", spec.offset)):
-        if len(values) not in (1, model.in_channels):
-            raise CheckpointError(
-                f"{path}: data.{key} has {len(values)} values: one, or one per channel "
-                f"({model.in_channels})"
-            )
     if fit is not None and fit not in FITS:
         raise CheckpointError(f"{path}: data.{VIDEO_FIT} must be resize or crop, got {fit!r}")
